@@ -1,0 +1,97 @@
+# nearchat build. `make` builds everything; see README.md for the rest.
+# BUILD selects the output folder so that `make asan` builds beside `make`.
+
+BUILD ?= build
+CC ?= cc
+PKGS := libh2o-evloop jansson openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lz -lpthread -lm
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra -Werror -Wno-unused-parameter \
+          -Wno-missing-field-initializers -fno-strict-aliasing $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS += $(EXTRA_LDFLAGS)
+
+MAINS := server/chatd/main.c server/testserver/main.c
+LIB_SRC := $(filter-out $(MAINS),$(shell find server -name '*.c' | sort))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c
+
+.PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web
+all: $(BUILD)/chatd $(BUILD)/sio-testserver $(UNIT_BIN)
+
+$(BUILD)/obj/%.o: %.c $(shell find server -name '*.h')
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/lib.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/chatd: $(BUILD)/obj/server/chatd/main.o $(BUILD)/lib.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
+
+$(BUILD)/sio-testserver: $(BUILD)/obj/server/testserver/main.o $(BUILD)/lib.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(shell find server -name '*.h')
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iserver -o $@ $< $(BUILD)/lib.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+
+# libFuzzer targets: the parsers alone, built with clang.
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(shell find server -name '*.h')
+	@mkdir -p $(dir $@)
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iserver $(PKG_CFLAGS) \
+	  -o $@ $< $(FUZZ_LIB_SRC) $(shell pkg-config --libs jansson)
+
+fuzz-build: $(FUZZ_BIN)
+
+# `make fuzz` runs each target for FUZZ_SECONDS (default 60); `make test` runs them briefly.
+FUZZ_SECONDS ?= 60
+fuzz: $(FUZZ_BIN)
+	@for f in $(FUZZ_BIN); do \
+	  n=$$(basename $$f); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $(BUILD)/fuzz/corpus-$$n fuzz/seeds/$$n 2>$(BUILD)/fuzz/$$n.log \
+	    || { tail -50 $(BUILD)/fuzz/$$n.log; echo "fuzz: $$n FOUND A CRASH"; exit 1; }; \
+	done; echo "fuzz: no finding"
+
+setup:
+	scripts/setup
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
+
+e2e: all
+	BUILD=$(BUILD) scripts/test-e2e
+
+# The whole suite: unit tests, end-to-end tests with socket.io-client, brief fuzzing.
+test: setup
+	$(MAKE) all fuzz-build
+	$(MAKE) unit
+	$(MAKE) e2e
+	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-15}
+
+asan: setup
+	$(MAKE) BUILD=build-asan EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(MAKE) BUILD=build-asan EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  EXTRA_LDFLAGS="-fsanitize=address,undefined" unit e2e
+
+run: setup all
+	scripts/run
+
+lint:
+	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
+	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server tests/unit fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan

@@ -1,0 +1,97 @@
+/*
+ * chatd: the nearchat server. Reads its configuration from the environment
+ * (chatd --help lists it), serves Socket.IO on /socket.io/ with the
+ * namespaces /, /match and /chat, plus /healthz and /metrics, and drains on
+ * SIGTERM or SIGINT.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../config/config.h"
+#include "../log/log.h"
+#include "../metrics/metrics.h"
+#include "../sio/sio.h"
+
+static void route_healthz(void *ud, const char *method, const char *path, sio_http_response_t *res)
+{
+    buf_append_str(&res->body, "ok\n");
+}
+
+static void route_metrics(void *ud, const char *method, const char *path, sio_http_response_t *res)
+{
+    res->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    metrics_render(&res->body);
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            config_print_help(stdout, argv[0]);
+            return 0;
+        }
+        fprintf(stderr, "chatd: unknown argument %s (try --help)\n", argv[i]);
+        return 2;
+    }
+    config_t cfg;
+    char err[512];
+    if (config_load(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chatd: %s\n", err);
+        return 2;
+    }
+    log_set_level((log_level_t)log_parse_level(cfg.log_level));
+
+    sio_options_t opt = {
+        .host = cfg.listen_host,
+        .port = cfg.listen_port,
+        .workers = cfg.workers,
+        .path = "/socket.io/",
+        .ping_interval_ms = cfg.ping_interval_ms,
+        .ping_timeout_ms = cfg.ping_timeout_ms,
+        .connect_timeout_ms = cfg.connect_timeout_ms,
+        .max_payload = cfg.max_payload,
+        .allowed_origins = cfg.allowed_origins,
+    };
+    int rc = 1;
+    sio_server_t *srv = sio_server_new(&opt, err, sizeof(err));
+    if (srv == NULL) {
+        fprintf(stderr, "chatd: %s\n", err);
+        goto Exit;
+    }
+    /* the namespaces of the contract; their events arrive with later modules */
+    sio_server_of(srv, "/");
+    sio_server_of(srv, "/match");
+    sio_server_of(srv, "/chat");
+    sio_server_route(srv, "/healthz", route_healthz, NULL);
+    sio_server_route(srv, "/metrics", route_metrics, NULL);
+
+    /* Signals go to this thread only, which waits for them; workers never see them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (sio_server_start(srv, err, sizeof(err)) != 0) {
+        log_error("cannot start", json_pack("{s:s}", "error", err));
+        goto Exit;
+    }
+    log_info("chatd listening", json_pack("{s:s,s:i,s:i,s:s}", "host", cfg.listen_host, "port", sio_server_port(srv),
+                                          "workers", cfg.workers, "node", cfg.node_id));
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("draining", json_pack("{s:s}", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"));
+    if (sio_server_stop(srv, 4500) != 0) {
+        log_warn("workers did not stop in time", NULL);
+        goto Exit;
+    }
+    log_info("stopped", NULL);
+    rc = 0;
+Exit:
+    sio_server_free(srv);
+    metrics_free_all();
+    config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * config: chatd's settings, read from the environment. The variable names
+ * are part of the contract (architecture.md) and are listed by chatd --help.
+ */
+#ifndef NEARCHAT_CONFIG_H
+#define NEARCHAT_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct config {
+    char *listen_host;  /* CHATD_LISTEN host part, default "0.0.0.0" */
+    int listen_port;    /* CHATD_LISTEN port part, default 8080 */
+    int workers;        /* CHATD_WORKERS, default: number of online CPUs */
+    char *node_id;      /* CHATD_NODE_ID, default "<hostname>-<pid>" */
+    char *secret_file;  /* CHATD_SECRET_FILE, default "var/secret" */
+    char *redis_url;    /* REDIS_URL */
+    char *amqp_url;     /* AMQP_URL */
+    char *history_url;  /* HISTORY_URL */
+    char *geoip_db;     /* GEOIP_DB, NULL when unset */
+    char *trusted_proxies;     /* TRUSTED_PROXIES, NULL when unset */
+    char *allowed_origins;     /* ALLOWED_ORIGINS (comma-separated), NULL = any */
+    char *moderator_keys_file; /* MODERATOR_KEYS_FILE, NULL when unset */
+    int ping_interval_ms;      /* CHATD_PING_INTERVAL_MS, 25000 */
+    int ping_timeout_ms;       /* CHATD_PING_TIMEOUT_MS, 20000 */
+    size_t max_payload;        /* CHATD_MAX_PAYLOAD, 1000000 */
+    int connect_timeout_ms;    /* CHATD_CONNECT_TIMEOUT_MS, 45000 */
+    char *log_level;           /* CHATD_LOG_LEVEL, "info" */
+} config_t;
+
+/**
+ * Fills `cfg` from the environment with defaults for what is unset.
+ * Returns 0, or -1 with a one-line reason naming the variable in `err`
+ * (the caller prints it and exits 2). On -1 nothing needs freeing.
+ */
+int config_load(config_t *cfg, char *err, size_t errlen);
+
+/** Frees the strings config_load allocated. */
+void config_free(config_t *cfg);
+
+/** Prints the usage text with every variable, its meaning and default. */
+void config_print_help(FILE *out, const char *argv0);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * Private structures of the sio module, shared by its files only.
+ */
+#ifndef NEARCHAT_SIO_INTERNAL_H
+#define NEARCHAT_SIO_INTERNAL_H
+
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <h2o/http1.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "../buf/buf.h"
+#include "../metrics/metrics.h"
+#include "eio_packet.h"
+#include "sio.h"
+#include "ws.h"
+
+#define SIO_SID_LEN 21 /* one char naming the worker, then 20 random base64url chars */
+#define SIO_MAX_WORKERS 64
+
+typedef struct sio_worker sio_worker_t;
+
+typedef struct sio_route {
+    char *path;
+    sio_route_cb cb;
+    void *ud;
+    struct sio_route *next;
+} sio_route_t;
+
+typedef struct sio_handler {
+    char *event;
+    sio_event_cb cb;
+    void *ud;
+    struct sio_handler *next;
+} sio_handler_t;
+
+struct sio_nsp {
+    char *name;
+    sio_connect_cb on_connect;
+    void *on_connect_ud;
+    sio_disconnect_cb on_disconnect;
+    void *on_disconnect_ud;
+    sio_handler_t *handlers;
+    struct sio_nsp *next;
+};
+
+typedef struct sio_metrics {
+    metrics_value_t *open_polling, *open_websocket;
+    metrics_value_t *packets_in, *packets_out, *zombies, *handshakes, *bad_requests, *forbidden;
+} sio_metrics_t;
+
+struct sio_server {
+    sio_options_t opt;
+    char *path;
+    char **origins; /* NULL-terminated; NULL: any */
+    sio_nsp_t *nsps;
+    sio_route_t *routes;
+    h2o_globalconf_t h2o_config;
+    int nworkers;
+    sio_worker_t *workers;
+    int port;
+    sio_metrics_t m;
+};
+
+/*
+ * A long-poll GET or a POST held for a session, possibly on another worker
+ * than the session's (SO_REUSEPORT spreads connections, not sessions). The
+ * session side only ever sees a handle: the worker that holds the h2o
+ * request and a token naming it there.
+ */
+typedef struct sio_poll_handle {
+    sio_worker_t *worker;
+    uint64_t token;
+} sio_poll_handle_t;
+
+typedef enum sio_msg_kind {
+    SIO_MSG_POLL_GET,   /* to the session's worker */
+    SIO_MSG_POLL_POST,  /* to the session's worker */
+    SIO_MSG_POLL_ABORT, /* to the session's worker: the held GET's request died */
+    SIO_MSG_WS_ADOPT,   /* to the session's worker: an upgraded socket to import */
+    SIO_MSG_REPLY,      /* to the request's worker */
+    SIO_MSG_STOP,       /* to every worker */
+} sio_msg_kind_t;
+
+typedef struct sio_msg {
+    h2o_multithread_message_t super;
+    sio_msg_kind_t kind;
+    char sid[SIO_SID_LEN + 1];
+    sio_poll_handle_t from;
+    int status;
+    const char *content_type;
+    buf_t body;
+    h2o_socket_export_t sock;
+    char addr[64];
+} sio_msg_t;
+
+/* A request held on the worker that received it, until a reply comes. */
+typedef struct sio_pending_req {
+    h2o_req_t *req;
+    uint64_t token;
+    char sid[SIO_SID_LEN + 1];
+    sio_worker_t *owner; /* the session's worker */
+    int is_get;
+    void *guard; /* lives in the request's pool; tells us when it dies */
+    struct sio_pending_req *next;
+} sio_pending_req_t;
+
+typedef struct sio_session_table {
+    eio_session_t **slots;
+    size_t cap, count;
+} sio_session_table_t;
+
+struct sio_worker {
+    sio_server_t *srv;
+    int index;
+    pthread_t tid;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listener;
+    int listen_fd;
+    h2o_multithread_queue_t *queue;
+    h2o_multithread_receiver_t receiver;
+    h2o_timeout_t ping_interval, ping_timeout, connect_timeout, drain_timeout;
+    h2o_timeout_entry_t drain_entry;
+    sio_session_table_t sessions;
+    sio_pending_req_t *pending; /* held requests on this worker */
+    uint64_t next_token;
+    atomic_int stopping;
+    int stopped;
+};
+
+/* ---- engine.c ---- */
+
+typedef enum eio_transport { EIO_POLLING = 0, EIO_WEBSOCKET = 1 } eio_transport_t;
+
+struct eio_session {
+    char sid[SIO_SID_LEN + 1];
+    sio_worker_t *worker;
+    eio_transport_t transport;
+    int closed;
+    int upgraded_probe; /* the probe WebSocket answered "2probe" */
+    int awaiting_pong;
+    int zombie;
+    unsigned refs; /* kept alive while a callback into it runs */
+    ws_conn_t *ws;       /* the WebSocket transport */
+    ws_conn_t *probe_ws; /* a WebSocket being probed for the upgrade */
+    buf_t out;           /* polling: encoded payload waiting for a GET */
+    int has_get;
+    sio_poll_handle_t get;
+    h2o_timeout_entry_t ping_entry;
+    h2o_timeout_entry_t connect_entry;
+    char addr[64];
+    /* Socket.IO state */
+    struct sio_conn *conn;
+    struct eio_session *hnext; /* hash chain */
+};
+
+eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const char *addr);
+eio_session_t *eio_session_find(sio_worker_t *w, const char *sid);
+void eio_session_close(eio_session_t *e, int code, const char *reason);
+void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void *data, size_t len);
+void eio_session_send2(eio_session_t *e, const void *a, size_t alen, const void *b, size_t blen);
+void eio_session_attach_ws(eio_session_t *e, h2o_socket_t *sock);
+void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
+void eio_handle_poll_post(sio_worker_t *w, const char *sid, sio_poll_handle_t from, buf_t *body);
+void eio_handle_poll_abort(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
+void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr);
+void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const char *addr);
+void eio_drain_worker(sio_worker_t *w);
+void eio_table_free(sio_worker_t *w);
+
+/* ---- http.c ---- */
+
+static inline int srv_is_socketio(const sio_server_t *srv) { return srv->opt.engine_on_message == NULL; }
+
+/** Replies to a held request, on whichever worker holds it. Takes the body. */
+void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const char *content_type, buf_t *body);
+void sio_worker_send(sio_worker_t *to, sio_msg_t *msg);
+sio_worker_t *sio_worker_of_sid(sio_server_t *srv, const char *sid);
+
+/* ---- socket.c (the Socket.IO layer over a session) ---- */
+
+void sio_conn_open(eio_session_t *e);
+void sio_conn_on_message(eio_session_t *e, int binary, const uint8_t *data, size_t len);
+void sio_conn_closed(eio_session_t *e, const char *reason);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * sio: the protocol module. An HTTP server on libh2o's evloop (one loop per
+ * worker thread, SO_REUSEPORT listeners) that speaks Engine.IO v4 (HTTP
+ * long-polling, WebSocket, and the upgrade between them) and Socket.IO v5
+ * (namespaces, events, acks, CONNECT_ERROR, binary attachments).
+ *
+ * Every libh2o call of the project lives behind this header. Nothing here
+ * knows about chat: the application registers namespaces, connect handlers
+ * and event handlers, and plain HTTP routes.
+ *
+ * Threading: handlers of one Engine.IO session always run on the worker
+ * thread that owns it; every sio_socket_* call must be made on that thread.
+ */
+#ifndef NEARCHAT_SIO_H
+#define NEARCHAT_SIO_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../buf/buf.h"
+
+typedef struct sio_server sio_server_t;
+typedef struct sio_nsp sio_nsp_t;
+typedef struct sio_socket sio_socket_t;
+typedef struct eio_session eio_session_t;
+
+/* Errors of sio_server_* (0 is success). */
+enum {
+    SIO_ERR_CONFIG = -301, /* an option is out of range */
+    SIO_ERR_LISTEN = -302, /* socket/bind/listen failed (errno text in err) */
+};
+
+/** A binary attachment of a Socket.IO packet (borrowed, valid during a callback). */
+typedef struct sio_bin {
+    const uint8_t *data;
+    size_t len;
+} sio_bin_t;
+
+/** An HTTP response produced by a route handler. */
+typedef struct sio_http_response {
+    int status;               /* default 200 */
+    const char *content_type; /* static string; default "text/plain; charset=utf-8" */
+    buf_t body;               /* owned by the module once the handler returns */
+} sio_http_response_t;
+
+/**
+ * A synchronous route handler, called on a worker thread; must not block.
+ * `method` and `path` are NUL-terminated copies valid during the call.
+ */
+typedef void (*sio_route_cb)(void *ud, const char *method, const char *path, sio_http_response_t *res);
+
+/**
+ * Called when a client sends CONNECT to a namespace. `auth` is the CONNECT
+ * payload (an object; `{}` when absent), borrowed. The handler must answer,
+ * now or later on the same thread, with sio_socket_accept or
+ * sio_socket_reject. Events for the namespace are ignored until then.
+ */
+typedef void (*sio_connect_cb)(sio_socket_t *s, json_t *auth, void *ud);
+
+/**
+ * Called for an event. `args` is the array of arguments after the event name
+ * (borrowed; placeholders of binary attachments are left as they came).
+ * `ack_id` is >= 0 when the client wants an answer through sio_socket_ack.
+ */
+typedef void (*sio_event_cb)(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins,
+                             void *ud);
+
+/**
+ * Called when a namespace connection ends (client DISCONNECT, connection
+ * closed, server disconnect). The socket is freed right after it returns.
+ */
+typedef void (*sio_disconnect_cb)(sio_socket_t *s, const char *reason, void *ud);
+
+/**
+ * The answer to an emit with ack. `args` is NULL when the connection ended
+ * before the client answered.
+ */
+typedef void (*sio_ack_cb)(sio_socket_t *s, json_t *args, const sio_bin_t *bins, size_t nbins, void *ud);
+
+/**
+ * Bare Engine.IO mode: called for every message of a session. The message
+ * may be sent back with sio_engine_send.
+ */
+typedef void (*sio_engine_message_cb)(eio_session_t *e, int binary, const uint8_t *data, size_t len, void *ud);
+
+typedef struct sio_options {
+    const char *host;          /* listen address, e.g. "0.0.0.0", "::1" */
+    int port;                  /* 0 is refused */
+    int workers;               /* 1..256 */
+    const char *path;          /* Engine.IO endpoint, e.g. "/socket.io/" */
+    int ping_interval_ms;      /* server ping period */
+    int ping_timeout_ms;       /* time a client has to answer a ping */
+    int connect_timeout_ms;    /* time to send a Socket.IO CONNECT */
+    size_t max_payload;        /* largest message / polling body */
+    const char *allowed_origins; /* comma-separated Origin values; NULL: any */
+    /* When set, the server is a bare Engine.IO server: no Socket.IO layer. */
+    sio_engine_message_cb engine_on_message;
+    void *engine_ud;
+} sio_options_t;
+
+/**
+ * Creates a server (nothing listens yet). Returns NULL with a reason in
+ * `err` when an option is invalid.
+ */
+sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen);
+
+/** Frees a server that is not running (after sio_server_run returned). */
+void sio_server_free(sio_server_t *srv);
+
+/** Registers namespace `name` ("/" or "/x"); returns the existing one on a repeat. Before run only. */
+sio_nsp_t *sio_server_of(sio_server_t *srv, const char *name);
+
+/** Sets the connect handler of a namespace. Without one, every CONNECT is accepted. Before run only. */
+void sio_nsp_on_connect(sio_nsp_t *nsp, sio_connect_cb cb, void *ud);
+
+/** Registers the handler of event `event` (copied). Before run only. */
+void sio_nsp_on(sio_nsp_t *nsp, const char *event, sio_event_cb cb, void *ud);
+
+/** Sets the disconnect handler of a namespace. Before run only. */
+void sio_nsp_on_disconnect(sio_nsp_t *nsp, sio_disconnect_cb cb, void *ud);
+
+/** Adds a plain HTTP route for an exact path (copied). Before run only. */
+void sio_server_route(sio_server_t *srv, const char *path, sio_route_cb cb, void *ud);
+
+/**
+ * Binds the listeners (one per worker, SO_REUSEPORT), starts the workers and
+ * returns 0 while they serve, or a negative error with a reason in `err`.
+ */
+int sio_server_start(sio_server_t *srv, char *err, size_t errlen);
+
+/** The port actually bound (useful when port was chosen by the system). */
+int sio_server_port(sio_server_t *srv);
+
+/**
+ * Drains: stops accepting, closes every WebSocket with 1001 and ends every
+ * polling session, then stops the workers. Returns when all worker threads
+ * have exited, or after `timeout_ms` (then returns -1). Call from the thread
+ * that called sio_server_start, never from a worker.
+ */
+int sio_server_stop(sio_server_t *srv, int timeout_ms);
+
+/* ---- Socket.IO sockets (one per client and namespace) ---- */
+
+/** Accepts a pending CONNECT: the client gets the CONNECT packet. */
+void sio_socket_accept(sio_socket_t *s);
+
+/** Refuses a pending CONNECT with CONNECT_ERROR carrying `data` (stolen; an object). The socket is freed. */
+void sio_socket_reject(sio_socket_t *s, json_t *data);
+
+/** Emits `event` with `args` (a JSON array, borrowed; NULL for none). */
+void sio_socket_emit(sio_socket_t *s, const char *event, json_t *args);
+
+/** Emits with binary attachments referenced by placeholders in `args`. */
+void sio_socket_emit_bin(sio_socket_t *s, const char *event, json_t *args, const sio_bin_t *bins, size_t nbins);
+
+/** Emits and asks the client for an ack; `cb` is called exactly once. */
+void sio_socket_emit_ack(sio_socket_t *s, const char *event, json_t *args, sio_ack_cb cb, void *ud);
+
+/** Answers an event's ack id with `args` (a JSON array, borrowed). */
+void sio_socket_ack(sio_socket_t *s, int64_t ack_id, json_t *args);
+
+/** Answers an ack id with binary attachments (a BINARY_ACK). */
+void sio_socket_ack_bin(sio_socket_t *s, int64_t ack_id, json_t *args, const sio_bin_t *bins, size_t nbins);
+
+/** Disconnects the client from this namespace (DISCONNECT packet); the disconnect handler runs. */
+void sio_socket_disconnect(sio_socket_t *s);
+
+/** Closes the whole Engine.IO connection of this socket (all namespaces). */
+void sio_socket_close_connection(sio_socket_t *s);
+
+/** The Socket.IO id of this socket (NUL-terminated, owned by the socket). */
+const char *sio_socket_id(const sio_socket_t *s);
+
+/** The namespace name of this socket. */
+const char *sio_socket_nsp(const sio_socket_t *s);
+
+/** The socket of the same connection in namespace `nsp`, or NULL when not connected there. */
+sio_socket_t *sio_socket_sibling(sio_socket_t *s, const char *nsp);
+
+/** The client's IP address as text (direct peer). */
+const char *sio_socket_remote_addr(const sio_socket_t *s);
+
+/** Application data attached to the socket. */
+void sio_socket_set_data(sio_socket_t *s, void *data);
+void *sio_socket_data(const sio_socket_t *s);
+
+/* ---- bare Engine.IO ---- */
+
+/** Sends one message on an Engine.IO session (bare mode). */
+void sio_engine_send(eio_session_t *e, int binary, const void *data, size_t len);
+
+#endif

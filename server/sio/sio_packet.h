@@ -1,0 +1,76 @@
+/*
+ * Socket.IO v5 packet codec (private to the sio module). Decoding builds a
+ * jansson value for the payload, since every handler needs it parsed anyway.
+ */
+#ifndef NEARCHAT_SIO_PACKET_H
+#define NEARCHAT_SIO_PACKET_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../buf/buf.h"
+
+typedef enum sio_ptype {
+    SIO_CONNECT = 0,
+    SIO_DISCONNECT = 1,
+    SIO_EVENT = 2,
+    SIO_ACK = 3,
+    SIO_CONNECT_ERROR = 4,
+    SIO_BINARY_EVENT = 5,
+    SIO_BINARY_ACK = 6,
+} sio_ptype_t;
+
+enum {
+    SIO_ERR_EMPTY = -201,       /* nothing to parse */
+    SIO_ERR_TYPE = -202,        /* unknown packet type */
+    SIO_ERR_ATTACHMENTS = -203, /* binary type without a valid "N-" count */
+    SIO_ERR_NSP = -204,         /* namespace malformed (no ',' before payload, too long) */
+    SIO_ERR_ACK_ID = -205,      /* ack id malformed or out of range */
+    SIO_ERR_JSON = -206,        /* payload is not valid JSON */
+    SIO_ERR_PAYLOAD = -207,     /* JSON valid but not allowed for this type */
+};
+
+/** Longest namespace name accepted, in bytes, including the leading '/'. */
+#define SIO_NSP_MAX 128
+/** Largest attachment count accepted in one binary packet. */
+#define SIO_ATTACHMENTS_MAX 64
+
+typedef struct sio_packet {
+    sio_ptype_t type;
+    /* Namespace: points into the input, or to the static "/" when absent. */
+    const char *nsp;
+    size_t nsp_len;
+    int64_t ack_id; /* -1 when the packet carries none; 0..2^53-1 otherwise */
+    unsigned attachments;
+    /* Parsed payload, owned by the packet (NULL when there was none). Rules,
+     * as the reference parser: CONNECT: object or none; DISCONNECT: none;
+     * CONNECT_ERROR: object or string; (BINARY_)EVENT: non-empty array whose
+     * first element is a string not among the reserved event names (connect,
+     * connect_error, disconnect, disconnecting, newListener, removeListener)
+     * or a number; (BINARY_)ACK: array. */
+    json_t *payload;
+} sio_packet_t;
+
+/**
+ * Parses a Socket.IO packet carried in one Engine.IO message (text).
+ * Returns 0 and fills `out` (call sio_packet_clear after), or a negative
+ * SIO_ERR_* with `out->payload` NULL.
+ */
+int sio_packet_parse(const char *s, size_t len, sio_packet_t *out);
+
+/** Releases what sio_packet_parse allocated. Safe on a zeroed packet. */
+void sio_packet_clear(sio_packet_t *p);
+
+/**
+ * Appends the encoded packet header to `out`:
+ * type, "N-" for binary types, "nsp," unless nsp is "/", then the ack id
+ * when >= 0. The caller appends the JSON payload (if any) right after.
+ */
+void sio_packet_encode_header(buf_t *out, sio_ptype_t type, unsigned attachments, const char *nsp, size_t nsp_len,
+                              int64_t ack_id);
+
+/** Returns a static name for an error code (for logs). Never fails. */
+const char *sio_packet_strerror(int err);
+
+#endif
