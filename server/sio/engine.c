@@ -130,6 +130,10 @@ static void append_open(eio_session_t *e, buf_t *out, int can_upgrade)
 
 static void closed_metric(sio_worker_t *w, int code)
 {
+    if (code >= 1000 && code < 1000 + SIO_CLOSE_CODES) {
+        metrics_inc(w->srv->m.closed[code - 1000]);
+        return;
+    }
     char labels[32];
     snprintf(labels, sizeof(labels), "code=\"%d\"", code);
     metrics_inc(metrics_counter("chatd_connections_closed_total", labels, "Engine.IO connections closed, by close code"));

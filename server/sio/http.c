@@ -541,6 +541,12 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
     m->zombies = metrics_counter("chatd_zombie_reaps_total", NULL, "Connections closed for not answering pings");
     m->handshakes = metrics_counter("chatd_handshakes_total", NULL, "Engine.IO sessions opened");
     m->bad_requests = metrics_counter("chatd_http_bad_requests_total", NULL, "Engine.IO requests refused with 400");
+    for (int code = 1000; code < 1000 + SIO_CLOSE_CODES; code++) {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "code=\"%d\"", code);
+        m->closed[code - 1000] = metrics_counter("chatd_connections_closed_total", labels,
+                                                 "Engine.IO connections closed, by close code");
+    }
     m->forbidden = metrics_counter("chatd_http_forbidden_total", NULL, "Requests refused for their Origin");
 
     h2o_config_init(&srv->h2o_config);
@@ -669,7 +675,12 @@ void sio_server_free(sio_server_t *srv)
         }
         eio_table_free(w);
     }
-    free(srv->workers);
+    /* h2o 2.2.5 cannot close idle HTTP/1 connections on demand, so the loops
+     * and contexts of the workers stay allocated until the process exits;
+     * they are parked here to stay reachable rather than leak. */
+    static sio_worker_t *parked;
+    free(parked);
+    parked = srv->workers;
     while (srv->routes != NULL) {
         sio_route_t *r = srv->routes;
         srv->routes = r->next;

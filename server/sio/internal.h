@@ -45,7 +45,10 @@ struct sio_nsp {
     struct sio_nsp *next;
 };
 
+#define SIO_CLOSE_CODES 16 /* 1000..1015 */
+
 typedef struct sio_metrics {
+    metrics_value_t *closed[SIO_CLOSE_CODES];
     metrics_value_t *open_polling, *open_websocket;
     metrics_value_t *packets_in, *packets_out, *zombies, *handshakes, *bad_requests, *forbidden;
 } sio_metrics_t;
