@@ -172,6 +172,8 @@ void eio_session_close(eio_session_t *e, int code, const char *reason)
     h2o_timeout_unlink(&e->ping_entry);
     if (h2o_timeout_is_linked(&e->connect_entry))
         h2o_timeout_unlink(&e->connect_entry);
+    if (h2o_timeout_is_linked(&e->noop_entry))
+        h2o_timeout_unlink(&e->noop_entry);
     table_remove(&w->sessions, e);
     metrics_dec(e->transport == EIO_WEBSOCKET ? w->srv->m.open_websocket : w->srv->m.open_polling);
     closed_metric(w, code);
@@ -339,6 +341,13 @@ void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr)
         sio_conn_open(e);
 }
 
+static void on_upgrade_check(h2o_timeout_entry_t *entry)
+{
+    eio_session_t *e = H2O_STRUCT_FROM_MEMBER(eio_session_t, noop_entry, entry);
+    if (e->has_get && e->transport == EIO_POLLING)
+        reply_get(e, "6", 1);
+}
+
 void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t from)
 {
     eio_session_t *e = eio_session_find(w, sid);
@@ -358,10 +367,14 @@ void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t fro
     }
     e->has_get = 1;
     e->get = from;
-    if (e->out.len != 0)
+    if (e->out.len != 0) {
         flush_get(e);
-    else if (e->upgraded_probe)
-        reply_get(e, "6", 1); /* upgrading: end the polling cycle */
+    } else if (e->upgraded_probe) {
+        /* Upgrading: as the reference server, end this poll with a noop a
+         * little later, unless the upgrade completes first. */
+        e->noop_entry.cb = on_upgrade_check;
+        h2o_timeout_link(w->loop, &w->upgrade_check, &e->noop_entry);
+    }
 }
 
 void eio_handle_poll_post(sio_worker_t *w, const char *sid, sio_poll_handle_t from, buf_t *body)
@@ -417,8 +430,13 @@ static void upgrade_complete(eio_session_t *e)
     e->probe_ws = NULL;
     metrics_dec(w->srv->m.open_polling);
     metrics_inc(w->srv->m.open_websocket);
-    if (e->has_get)
-        reply_get(e, "6", 1);
+    if (h2o_timeout_is_linked(&e->noop_entry))
+        h2o_timeout_unlink(&e->noop_entry);
+    if (e->has_get) {
+        /* a poll sent after the client chose the WebSocket is refused */
+        e->has_get = 0;
+        reply_error(w, e->get, 400, 3, "Bad request");
+    }
     if (e->out.len != 0) {
         /* what waited for a poll now leaves on the WebSocket, in order */
         buf_t pending = e->out;

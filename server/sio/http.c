@@ -455,6 +455,7 @@ static void *worker_main(void *arg)
     h2o_timeout_init(w->loop, &w->ping_timeout, (uint64_t)srv->opt.ping_timeout_ms);
     h2o_timeout_init(w->loop, &w->connect_timeout, (uint64_t)srv->opt.connect_timeout_ms);
     h2o_timeout_init(w->loop, &w->drain_timeout, 300);
+    h2o_timeout_init(w->loop, &w->upgrade_check, 100);
     w->drain_entry.cb = on_drained;
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;

@@ -125,7 +125,7 @@ struct sio_worker {
     int listen_fd;
     h2o_multithread_queue_t *queue;
     h2o_multithread_receiver_t receiver;
-    h2o_timeout_t ping_interval, ping_timeout, connect_timeout, drain_timeout;
+    h2o_timeout_t ping_interval, ping_timeout, connect_timeout, drain_timeout, upgrade_check;
     h2o_timeout_entry_t drain_entry;
     sio_session_table_t sessions;
     sio_pending_req_t *pending; /* held requests on this worker */
@@ -154,6 +154,7 @@ struct eio_session {
     sio_poll_handle_t get;
     h2o_timeout_entry_t ping_entry;
     h2o_timeout_entry_t connect_entry;
+    h2o_timeout_entry_t noop_entry; /* ends a poll held while upgrading */
     char addr[64];
     /* Socket.IO state */
     struct sio_conn *conn;

@@ -175,8 +175,9 @@ static void ws_deliver(ws_conn_t *ws, int opcode, uint8_t *data, size_t len)
  */
 static int ws_parse(ws_conn_t *ws)
 {
-    h2o_buffer_t *in = ws->sock->input;
     while (!ws->closing && !ws->dead) {
+        /* re-read every turn: consuming the last byte replaces the buffer */
+        h2o_buffer_t *in = ws->sock->input;
         uint8_t *p = (uint8_t *)in->bytes;
         size_t avail = in->size;
         if (avail < 2)
