@@ -82,9 +82,15 @@ void buf_append(buf_t *b, const void *data, size_t len)
     b->base[b->len] = '\0';
 }
 
-void buf_append_str(buf_t *b, const char *s) { buf_append(b, s, strlen(s)); }
+void buf_append_str(buf_t *b, const char *s)
+{
+    buf_append(b, s, strlen(s));
+}
 
-void buf_append_char(buf_t *b, char c) { buf_append(b, &c, 1); }
+void buf_append_char(buf_t *b, char c)
+{
+    buf_append(b, &c, 1);
+}
 
 void buf_append_u64(buf_t *b, uint64_t v)
 {

@@ -17,7 +17,10 @@ typedef struct buf {
     size_t cap;
 } buf_t;
 
-#define BUF_INIT {NULL, 0, 0}
+#define BUF_INIT                                                                                                       \
+    {                                                                                                                  \
+        NULL, 0, 0                                                                                                     \
+    }
 
 /** Makes room for at least `extra` more bytes. Never fails (aborts on OOM). */
 void buf_reserve(buf_t *b, size_t extra);
@@ -35,7 +38,10 @@ void buf_append_char(buf_t *b, char c);
 void buf_append_u64(buf_t *b, uint64_t v);
 
 /** Forgets the content but keeps the memory. */
-static inline void buf_reset(buf_t *b) { b->len = 0; }
+static inline void buf_reset(buf_t *b)
+{
+    b->len = 0;
+}
 
 /** Frees the memory; the buffer is then empty and reusable. */
 void buf_free(buf_t *b);

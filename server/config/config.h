@@ -9,15 +9,15 @@
 #include <stdio.h>
 
 typedef struct config {
-    char *listen_host;  /* CHATD_LISTEN host part, default "0.0.0.0" */
-    int listen_port;    /* CHATD_LISTEN port part, default 8080 */
-    int workers;        /* CHATD_WORKERS, default: number of online CPUs */
-    char *node_id;      /* CHATD_NODE_ID, default "<hostname>-<pid>" */
-    char *secret_file;  /* CHATD_SECRET_FILE, default "var/secret" */
-    char *redis_url;    /* REDIS_URL */
-    char *amqp_url;     /* AMQP_URL */
-    char *history_url;  /* HISTORY_URL */
-    char *geoip_db;     /* GEOIP_DB, NULL when unset */
+    char *listen_host;         /* CHATD_LISTEN host part, default "0.0.0.0" */
+    int listen_port;           /* CHATD_LISTEN port part, default 8080 */
+    int workers;               /* CHATD_WORKERS, default: number of online CPUs */
+    char *node_id;             /* CHATD_NODE_ID, default "<hostname>-<pid>" */
+    char *secret_file;         /* CHATD_SECRET_FILE, default "var/secret" */
+    char *redis_url;           /* REDIS_URL */
+    char *amqp_url;            /* AMQP_URL */
+    char *history_url;         /* HISTORY_URL */
+    char *geoip_db;            /* GEOIP_DB, NULL when unset */
     char *trusted_proxies;     /* TRUSTED_PROXIES, NULL when unset */
     char *allowed_origins;     /* ALLOWED_ORIGINS (comma-separated), NULL = any */
     char *moderator_keys_file; /* MODERATOR_KEYS_FILE, NULL when unset */

@@ -35,8 +35,14 @@ static inline void metrics_add(metrics_value_t *m, int64_t n)
 {
     atomic_fetch_add_explicit(&m->value, n, memory_order_relaxed);
 }
-static inline void metrics_inc(metrics_value_t *m) { metrics_add(m, 1); }
-static inline void metrics_dec(metrics_value_t *m) { metrics_add(m, -1); }
+static inline void metrics_inc(metrics_value_t *m)
+{
+    metrics_add(m, 1);
+}
+static inline void metrics_dec(metrics_value_t *m)
+{
+    metrics_add(m, -1);
+}
 static inline int64_t metrics_get(metrics_value_t *m)
 {
     return atomic_load_explicit(&m->value, memory_order_relaxed);

@@ -22,10 +22,10 @@ typedef enum eio_type {
 
 /* Errors, grouped by hundreds as in the rest of the project. */
 enum {
-    EIO_ERR_EMPTY = -101,       /* zero-length packet */
-    EIO_ERR_TYPE = -102,        /* first character is not 0..6 */
-    EIO_ERR_BASE64 = -103,      /* 'b' packet with invalid base64 */
-    EIO_ERR_TOO_MANY = -104,    /* more packets in one payload than allowed */
+    EIO_ERR_EMPTY = -101,    /* zero-length packet */
+    EIO_ERR_TYPE = -102,     /* first character is not 0..6 */
+    EIO_ERR_BASE64 = -103,   /* 'b' packet with invalid base64 */
+    EIO_ERR_TOO_MANY = -104, /* more packets in one payload than allowed */
 };
 
 /**

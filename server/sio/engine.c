@@ -122,9 +122,9 @@ static void append_open(eio_session_t *e, buf_t *out, int can_upgrade)
 {
     const sio_options_t *o = &e->worker->srv->opt;
     char tmp[256];
-    int n = snprintf(tmp, sizeof(tmp), "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%zu}",
-                     e->sid, can_upgrade ? "[\"websocket\"]" : "[]", o->ping_interval_ms, o->ping_timeout_ms,
-                     o->max_payload);
+    int n = snprintf(
+        tmp, sizeof(tmp), "{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%d,\"pingTimeout\":%d,\"maxPayload\":%zu}",
+        e->sid, can_upgrade ? "[\"websocket\"]" : "[]", o->ping_interval_ms, o->ping_timeout_ms, o->max_payload);
     buf_append(out, tmp, (size_t)n);
 }
 
@@ -136,7 +136,8 @@ static void closed_metric(sio_worker_t *w, int code)
     }
     char labels[32];
     snprintf(labels, sizeof(labels), "code=\"%d\"", code);
-    metrics_inc(metrics_counter("chatd_connections_closed_total", labels, "Engine.IO connections closed, by close code"));
+    metrics_inc(
+        metrics_counter("chatd_connections_closed_total", labels, "Engine.IO connections closed, by close code"));
 }
 
 static void reply_get(eio_session_t *e, const char *body, size_t len)

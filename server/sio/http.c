@@ -88,7 +88,10 @@ sio_worker_t *sio_worker_of_sid(sio_server_t *srv, const char *sid)
     return &srv->workers[p - b64url];
 }
 
-void sio_worker_send(sio_worker_t *to, sio_msg_t *msg) { h2o_multithread_send_message(&to->receiver, &msg->super); }
+void sio_worker_send(sio_worker_t *to, sio_msg_t *msg)
+{
+    h2o_multithread_send_message(&to->receiver, &msg->super);
+}
 
 static sio_msg_t *msg_new(sio_msg_kind_t kind)
 {
@@ -317,8 +320,9 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
     int is_get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
     if (is_ws) {
         h2o_iovec_t key = find_header(req, H2O_STRLIT("sec-websocket-key"));
-        if (!is_get || req->upgrade.base == NULL || !h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket")) ||
-            key.len != 24 || req->version >= 0x200) {
+        if (!is_get || req->upgrade.base == NULL ||
+            !h2o_lcstris(req->upgrade.base, req->upgrade.len, H2O_STRLIT("websocket")) || key.len != 24 ||
+            req->version >= 0x200) {
             send_eio_error(w, req, 400, 3, "Bad request");
             return 0;
         }
@@ -497,8 +501,8 @@ static int bind_listener(sio_server_t *srv, int port, char *err, size_t errlen)
 sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
 {
     if (opt->workers < 1 || opt->workers > SIO_MAX_WORKERS || opt->port < 0 || opt->port > 65535 ||
-        opt->ping_interval_ms < 1 || opt->ping_timeout_ms < 1 || opt->connect_timeout_ms < 1 ||
-        opt->max_payload < 16 || opt->path == NULL || opt->path[0] != '/' || opt->path[strlen(opt->path) - 1] != '/') {
+        opt->ping_interval_ms < 1 || opt->ping_timeout_ms < 1 || opt->connect_timeout_ms < 1 || opt->max_payload < 16 ||
+        opt->path == NULL || opt->path[0] != '/' || opt->path[strlen(opt->path) - 1] != '/') {
         snprintf(err, errlen, "invalid server options (workers 1..%d, timeouts > 0, path like /socket.io/)",
                  SIO_MAX_WORKERS);
         return NULL;
@@ -535,8 +539,10 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
     }
     srv->opt.allowed_origins = NULL;
     sio_metrics_t *m = &srv->m;
-    m->open_polling = metrics_gauge("chatd_connections_open", "transport=\"polling\"", "Open Engine.IO connections, by transport");
-    m->open_websocket = metrics_gauge("chatd_connections_open", "transport=\"websocket\"", "Open Engine.IO connections, by transport");
+    m->open_polling =
+        metrics_gauge("chatd_connections_open", "transport=\"polling\"", "Open Engine.IO connections, by transport");
+    m->open_websocket =
+        metrics_gauge("chatd_connections_open", "transport=\"websocket\"", "Open Engine.IO connections, by transport");
     m->packets_in = metrics_counter("chatd_packets_in_total", NULL, "Engine.IO packets received");
     m->packets_out = metrics_counter("chatd_packets_out_total", NULL, "Engine.IO packets sent");
     m->zombies = metrics_counter("chatd_zombie_reaps_total", NULL, "Connections closed for not answering pings");
@@ -545,8 +551,8 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
     for (int code = 1000; code < 1000 + SIO_CLOSE_CODES; code++) {
         char labels[32];
         snprintf(labels, sizeof(labels), "code=\"%d\"", code);
-        m->closed[code - 1000] = metrics_counter("chatd_connections_closed_total", labels,
-                                                 "Engine.IO connections closed, by close code");
+        m->closed[code - 1000] =
+            metrics_counter("chatd_connections_closed_total", labels, "Engine.IO connections closed, by close code");
     }
     m->forbidden = metrics_counter("chatd_http_forbidden_total", NULL, "Requests refused for their Origin");
 
@@ -636,7 +642,10 @@ int sio_server_start(sio_server_t *srv, char *err, size_t errlen)
     return 0;
 }
 
-int sio_server_port(sio_server_t *srv) { return srv->port; }
+int sio_server_port(sio_server_t *srv)
+{
+    return srv->port;
+}
 
 int sio_server_stop(sio_server_t *srv, int timeout_ms)
 {

@@ -146,7 +146,7 @@ struct eio_session {
     int upgraded_probe; /* the probe WebSocket answered "2probe" */
     int awaiting_pong;
     int zombie;
-    unsigned refs; /* kept alive while a callback into it runs */
+    unsigned refs;       /* kept alive while a callback into it runs */
     ws_conn_t *ws;       /* the WebSocket transport */
     ws_conn_t *probe_ws; /* a WebSocket being probed for the upgrade */
     buf_t out;           /* polling: encoded payload waiting for a GET */
@@ -177,7 +177,10 @@ void eio_table_free(sio_worker_t *w);
 
 /* ---- http.c ---- */
 
-static inline int srv_is_socketio(const sio_server_t *srv) { return srv->opt.engine_on_message == NULL; }
+static inline int srv_is_socketio(const sio_server_t *srv)
+{
+    return srv->opt.engine_on_message == NULL;
+}
 
 /** Replies to a held request, on whichever worker holds it. Takes the body. */
 void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const char *content_type, buf_t *body);

@@ -85,14 +85,14 @@ typedef void (*sio_ack_cb)(sio_socket_t *s, json_t *args, const sio_bin_t *bins,
 typedef void (*sio_engine_message_cb)(eio_session_t *e, int binary, const uint8_t *data, size_t len, void *ud);
 
 typedef struct sio_options {
-    const char *host;          /* listen address, e.g. "0.0.0.0", "::1" */
-    int port;                  /* 0 is refused */
-    int workers;               /* 1..256 */
-    const char *path;          /* Engine.IO endpoint, e.g. "/socket.io/" */
-    int ping_interval_ms;      /* server ping period */
-    int ping_timeout_ms;       /* time a client has to answer a ping */
-    int connect_timeout_ms;    /* time to send a Socket.IO CONNECT */
-    size_t max_payload;        /* largest message / polling body */
+    const char *host;            /* listen address, e.g. "0.0.0.0", "::1" */
+    int port;                    /* 0 is refused */
+    int workers;                 /* 1..256 */
+    const char *path;            /* Engine.IO endpoint, e.g. "/socket.io/" */
+    int ping_interval_ms;        /* server ping period */
+    int ping_timeout_ms;         /* time a client has to answer a ping */
+    int connect_timeout_ms;      /* time to send a Socket.IO CONNECT */
+    size_t max_payload;          /* largest message / polling body */
     const char *allowed_origins; /* comma-separated Origin values; NULL: any */
     /* When set, the server is a bare Engine.IO server: no Socket.IO layer. */
     sio_engine_message_cb engine_on_message;

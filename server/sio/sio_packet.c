@@ -9,7 +9,10 @@
 /* Largest integer a JavaScript client can hold exactly (2^53 - 1). */
 #define SIO_ACK_ID_MAX 9007199254740991LL
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 /* Event names the reference server keeps for itself; a client may not emit them. */
 static int is_reserved_event(const char *name)

@@ -203,7 +203,10 @@ void sio_socket_ack_bin(sio_socket_t *s, int64_t ack_id, json_t *args, const sio
     json_decref(empty);
 }
 
-void sio_socket_ack(sio_socket_t *s, int64_t ack_id, json_t *args) { sio_socket_ack_bin(s, ack_id, args, NULL, 0); }
+void sio_socket_ack(sio_socket_t *s, int64_t ack_id, json_t *args)
+{
+    sio_socket_ack_bin(s, ack_id, args, NULL, 0);
+}
 
 void sio_socket_accept(sio_socket_t *s)
 {
@@ -229,13 +232,31 @@ void sio_socket_disconnect(sio_socket_t *s)
     free_socket(s, "server namespace disconnect");
 }
 
-void sio_socket_close_connection(sio_socket_t *s) { eio_session_close(s->conn->e, 1000, "server close"); }
+void sio_socket_close_connection(sio_socket_t *s)
+{
+    eio_session_close(s->conn->e, 1000, "server close");
+}
 
-const char *sio_socket_id(const sio_socket_t *s) { return s->id; }
-const char *sio_socket_nsp(const sio_socket_t *s) { return s->nsp->name; }
-const char *sio_socket_remote_addr(const sio_socket_t *s) { return s->conn->e->addr; }
-void sio_socket_set_data(sio_socket_t *s, void *data) { s->data = data; }
-void *sio_socket_data(const sio_socket_t *s) { return s->data; }
+const char *sio_socket_id(const sio_socket_t *s)
+{
+    return s->id;
+}
+const char *sio_socket_nsp(const sio_socket_t *s)
+{
+    return s->nsp->name;
+}
+const char *sio_socket_remote_addr(const sio_socket_t *s)
+{
+    return s->conn->e->addr;
+}
+void sio_socket_set_data(sio_socket_t *s, void *data)
+{
+    s->data = data;
+}
+void *sio_socket_data(const sio_socket_t *s)
+{
+    return s->data;
+}
 
 sio_socket_t *sio_socket_sibling(sio_socket_t *s, const char *nsp)
 {

@@ -71,8 +71,14 @@ void ws_conn_start(ws_conn_t *ws)
         ws_on_read(ws->sock, NULL);
 }
 
-void *ws_conn_data(ws_conn_t *ws) { return ws->data; }
-void ws_conn_set_data(ws_conn_t *ws, void *data) { ws->data = data; }
+void *ws_conn_data(ws_conn_t *ws)
+{
+    return ws->data;
+}
+void ws_conn_set_data(ws_conn_t *ws, void *data)
+{
+    ws->data = data;
+}
 
 static void ws_append_frame(buf_t *out, int opcode, const void *a, size_t alen, const void *b, size_t blen)
 {

@@ -43,8 +43,7 @@ static void on_ack_result(sio_socket_t *s, json_t *args, const sio_bin_t *bins, 
 
 /* Server-to-client ack, for our own tests: emits "ack-request" with the
  * client's arguments and reports the client's answer as "ack-result". */
-static void on_request_ack(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins,
-                           void *ud)
+static void on_request_ack(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins, void *ud)
 {
     sio_socket_emit_ack(s, "ack-request", args, on_ack_result, NULL);
 }
@@ -64,9 +63,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--engine") == 0) {
             engine = 1;
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("Usage: sio-testserver [--engine]\n"
-                   "Serves the protocol module on PORT (default 3000) for the official conformance suites.\n"
-                   "  --engine  bare Engine.IO echo server on /engine.io/ (default: Socket.IO server on /socket.io/)\n");
+            printf(
+                "Usage: sio-testserver [--engine]\n"
+                "Serves the protocol module on PORT (default 3000) for the official conformance suites.\n"
+                "  --engine  bare Engine.IO echo server on /engine.io/ (default: Socket.IO server on /socket.io/)\n");
             return 0;
         } else {
             fprintf(stderr, "sio-testserver: unknown argument %s (try --help)\n", argv[i]);

@@ -132,11 +132,11 @@ static void test_base64_round_trip_all_bytes_in_place(void **state)
 static void test_base64_invalid(void **state)
 {
     static const char *const bad[] = {
-        "A",        "AB",   "ABC",      /* not a multiple of 4 */
-        "AB=C",     "A===", "====",     /* padding in the wrong place */
-        "Zg==Zg==",                     /* padding before the end */
-        "Zm9v!mFy", "Zm 9", "Zm9v\n",   /* characters outside the alphabet */
-        "Zm-_",                         /* base64url is not accepted */
+        "A",        "AB",   "ABC",    /* not a multiple of 4 */
+        "AB=C",     "A===", "====",   /* padding in the wrong place */
+        "Zg==Zg==",                   /* padding before the end */
+        "Zm9v!mFy", "Zm 9", "Zm9v\n", /* characters outside the alphabet */
+        "Zm-_",                       /* base64url is not accepted */
         "=AAA",
     };
     uint8_t out[16];

@@ -15,10 +15,22 @@
 #include "config/config.h"
 
 static const char *const all_vars[] = {
-    "CHATD_LISTEN",     "CHATD_WORKERS",          "CHATD_NODE_ID",         "CHATD_SECRET_FILE",
-    "REDIS_URL",        "AMQP_URL",               "HISTORY_URL",           "GEOIP_DB",
-    "TRUSTED_PROXIES",  "ALLOWED_ORIGINS",        "MODERATOR_KEYS_FILE",   "CHATD_PING_INTERVAL_MS",
-    "CHATD_PING_TIMEOUT_MS", "CHATD_MAX_PAYLOAD", "CHATD_CONNECT_TIMEOUT_MS", "CHATD_LOG_LEVEL",
+    "CHATD_LISTEN",
+    "CHATD_WORKERS",
+    "CHATD_NODE_ID",
+    "CHATD_SECRET_FILE",
+    "REDIS_URL",
+    "AMQP_URL",
+    "HISTORY_URL",
+    "GEOIP_DB",
+    "TRUSTED_PROXIES",
+    "ALLOWED_ORIGINS",
+    "MODERATOR_KEYS_FILE",
+    "CHATD_PING_INTERVAL_MS",
+    "CHATD_PING_TIMEOUT_MS",
+    "CHATD_MAX_PAYLOAD",
+    "CHATD_CONNECT_TIMEOUT_MS",
+    "CHATD_LOG_LEVEL",
 };
 
 /* Every test starts from an environment with none of our variables set. */
@@ -218,8 +230,7 @@ static void test_bad_listen(void **state)
 
 static void test_bad_ms_values(void **state)
 {
-    static const char *const names[] = {"CHATD_PING_INTERVAL_MS", "CHATD_PING_TIMEOUT_MS",
-                                        "CHATD_CONNECT_TIMEOUT_MS"};
+    static const char *const names[] = {"CHATD_PING_INTERVAL_MS", "CHATD_PING_TIMEOUT_MS", "CHATD_CONNECT_TIMEOUT_MS"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         expect_bad(names[i], "0", "1..3600000");
         expect_bad(names[i], "3600001", "1..3600000");

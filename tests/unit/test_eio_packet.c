@@ -67,7 +67,14 @@ static void test_payload_single_and_many(void **state)
     assert_memory_equal(p[0].data, "hello", 5);
     free(c);
 
-    assert_int_equal(decode_copy(STR_AND_LEN("4hello\x1e" "2\x1e" "3probe\x1e" "1\x1e" "6\x1e" "5\x1e" "0{}"), p, 8, &n, &c),
+    assert_int_equal(decode_copy(STR_AND_LEN("4hello\x1e"
+                                             "2\x1e"
+                                             "3probe\x1e"
+                                             "1\x1e"
+                                             "6\x1e"
+                                             "5\x1e"
+                                             "0{}"),
+                                 p, 8, &n, &c),
                      0);
     assert_int_equal(n, 7);
     static const eio_type_t types[] = {EIO_MESSAGE, EIO_PING, EIO_PONG, EIO_CLOSE, EIO_NOOP, EIO_UPGRADE, EIO_OPEN};
@@ -87,7 +94,12 @@ static void test_payload_binary(void **state)
     eio_packet_t p[4];
     size_t n;
     char *c;
-    assert_int_equal(decode_copy(STR_AND_LEN("bAQIDBA==\x1e" "4x\x1e" "b\x1e" "b/w=="), p, 4, &n, &c), 0);
+    assert_int_equal(decode_copy(STR_AND_LEN("bAQIDBA==\x1e"
+                                             "4x\x1e"
+                                             "b\x1e"
+                                             "b/w=="),
+                                 p, 4, &n, &c),
+                     0);
     assert_int_equal(n, 4);
     assert_int_equal(p[0].type, EIO_MESSAGE);
     assert_int_equal(p[0].binary, 1);
@@ -115,17 +127,30 @@ static void test_payload_errors(void **state)
     } cases[] = {
         {STR_AND_LEN(""), EIO_ERR_EMPTY},
         {STR_AND_LEN("\x1e"), EIO_ERR_EMPTY},
-        {STR_AND_LEN("4a\x1e"), EIO_ERR_EMPTY},      /* trailing separator */
-        {STR_AND_LEN("\x1e" "4a"), EIO_ERR_EMPTY},   /* leading separator */
-        {STR_AND_LEN("4a\x1e\x1e" "4b"), EIO_ERR_EMPTY},
-        {STR_AND_LEN("4a\x1e" "7"), EIO_ERR_TYPE},
+        {STR_AND_LEN("4a\x1e"), EIO_ERR_EMPTY}, /* trailing separator */
+        {STR_AND_LEN("\x1e"
+                     "4a"),
+         EIO_ERR_EMPTY}, /* leading separator */
+        {STR_AND_LEN("4a\x1e\x1e"
+                     "4b"),
+         EIO_ERR_EMPTY},
+        {STR_AND_LEN("4a\x1e"
+                     "7"),
+         EIO_ERR_TYPE},
         {STR_AND_LEN("x"), EIO_ERR_TYPE},
-        {STR_AND_LEN("bAQID"), 0},                   /* sanity: valid */
-        {STR_AND_LEN("bAQ"), EIO_ERR_BASE64},        /* truncated */
+        {STR_AND_LEN("bAQID"), 0},            /* sanity: valid */
+        {STR_AND_LEN("bAQ"), EIO_ERR_BASE64}, /* truncated */
         {STR_AND_LEN("bA==="), EIO_ERR_BASE64},
-        {STR_AND_LEN("4a\x1e" "b!!!!"), EIO_ERR_BASE64},
-        {STR_AND_LEN("bAQ-_"), EIO_ERR_BASE64},      /* base64url alphabet */
-        {STR_AND_LEN("1\x1e" "1\x1e" "1\x1e" "1\x1e" "1"), EIO_ERR_TOO_MANY},
+        {STR_AND_LEN("4a\x1e"
+                     "b!!!!"),
+         EIO_ERR_BASE64},
+        {STR_AND_LEN("bAQ-_"), EIO_ERR_BASE64}, /* base64url alphabet */
+        {STR_AND_LEN("1\x1e"
+                     "1\x1e"
+                     "1\x1e"
+                     "1\x1e"
+                     "1"),
+         EIO_ERR_TOO_MANY},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         n = 99;
@@ -136,7 +161,12 @@ static void test_payload_errors(void **state)
         free(c);
     }
     /* Exactly `max` packets is fine. */
-    assert_int_equal(decode_copy(STR_AND_LEN("1\x1e" "1\x1e" "1\x1e" "1"), p, 4, &n, &c), 0);
+    assert_int_equal(decode_copy(STR_AND_LEN("1\x1e"
+                                             "1\x1e"
+                                             "1\x1e"
+                                             "1"),
+                                 p, 4, &n, &c),
+                     0);
     assert_int_equal(n, 4);
     free(c);
 }
@@ -151,7 +181,11 @@ static void test_payload_append_and_round_trip(void **state)
     eio_payload_append(&b, EIO_MESSAGE, 1, "\x01\x02\x03\x04", 4);
     eio_payload_append(&b, EIO_OPEN, 0, "{\"sid\":\"a\"}", 11);
     eio_payload_append(&b, EIO_MESSAGE, 1, "", 0);
-    const char want[] = "4hello\x1e" "2\x1e" "bAQIDBA==\x1e" "0{\"sid\":\"a\"}\x1e" "b";
+    const char want[] = "4hello\x1e"
+                        "2\x1e"
+                        "bAQIDBA==\x1e"
+                        "0{\"sid\":\"a\"}\x1e"
+                        "b";
     assert_int_equal(b.len, sizeof(want) - 1);
     assert_memory_equal(b.base, want, b.len);
 

@@ -233,11 +233,11 @@ static void test_binary(void **state)
 static void test_binary_invalid(void **state)
 {
     parse_err("5", SIO_ERR_ATTACHMENTS);
-    parse_err("51", SIO_ERR_ATTACHMENTS);                   /* truncated before '-' */
-    parse_err("5-[\"a\"]", SIO_ERR_ATTACHMENTS);            /* '-' is required after digits */
+    parse_err("51", SIO_ERR_ATTACHMENTS);        /* truncated before '-' */
+    parse_err("5-[\"a\"]", SIO_ERR_ATTACHMENTS); /* '-' is required after digits */
     parse_err("51[\"a\"]", SIO_ERR_ATTACHMENTS);
     parse_err("5x-[\"a\"]", SIO_ERR_ATTACHMENTS);
-    parse_err("565-[\"a\"]", SIO_ERR_ATTACHMENTS);          /* over SIO_ATTACHMENTS_MAX */
+    parse_err("565-[\"a\"]", SIO_ERR_ATTACHMENTS); /* over SIO_ATTACHMENTS_MAX */
     parse_err("599999999999999999999-[\"a\"]", SIO_ERR_ATTACHMENTS);
     parse_err("6", SIO_ERR_ATTACHMENTS);
     parse_err("61-{}", SIO_ERR_PAYLOAD);
