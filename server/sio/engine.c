@@ -10,7 +10,22 @@
 #include "../log/log.h"
 #include "internal.h"
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+const char sio_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* Decodes a polling payload in place into a new array (the caller frees
+ * it), sized by counting separators. Returns NULL when it is invalid. */
+static eio_packet_t *decode_payload(buf_t *b, size_t *count)
+{
+    size_t max = 1;
+    for (size_t i = 0; i < b->len; i++)
+        max += b->base[i] == '\x1e';
+    eio_packet_t *pkts = buf_xmalloc(max * sizeof(*pkts));
+    if (b->len == 0 || eio_payload_decode(b->base, b->len, pkts, max, count) != 0) {
+        free(pkts);
+        return NULL;
+    }
+    return pkts;
+}
 
 /* ---- the per-worker session table ---- */
 
@@ -93,9 +108,9 @@ static void gen_sid(sio_worker_t *w, char *sid)
     uint8_t rnd[SIO_SID_LEN - 1];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         abort(); /* the kernel's CSPRNG cannot fail once seeded */
-    sid[0] = b64url[w->index];
+    sid[0] = sio_b64url[w->index];
     for (int i = 1; i < SIO_SID_LEN; i++)
-        sid[i] = b64url[rnd[i - 1] & 63];
+        sid[i] = sio_b64url[rnd[i - 1] & 63];
     sid[SIO_SID_LEN] = '\0';
 }
 
@@ -389,13 +404,9 @@ void eio_handle_poll_post(sio_worker_t *w, const char *sid, sio_poll_handle_t fr
         reply_error(w, from, 400, 3, "Bad request");
         goto Exit;
     }
-    size_t max = 1;
-    for (size_t i = 0; i < body->len; i++)
-        max += body->base[i] == '\x1e';
-    eio_packet_t *pkts = buf_xmalloc(max * sizeof(*pkts));
     size_t count = 0;
-    if (body->len == 0 || eio_payload_decode(body->base, body->len, pkts, max, &count) != 0) {
-        free(pkts);
+    eio_packet_t *pkts = decode_payload(body, &count);
+    if (pkts == NULL) {
         reply_error(w, from, 400, 3, "Bad request");
         eio_session_close(e, 1002, "parse error");
         goto Exit;
@@ -442,14 +453,10 @@ static void upgrade_complete(eio_session_t *e)
         /* what waited for a poll now leaves on the WebSocket, in order */
         buf_t pending = e->out;
         e->out = (buf_t)BUF_INIT;
-        size_t max = 1;
-        for (size_t i = 0; i < pending.len; i++)
-            max += pending.base[i] == '\x1e';
-        eio_packet_t *pkts = buf_xmalloc(max * sizeof(*pkts));
         size_t count = 0;
-        if (eio_payload_decode(pending.base, pending.len, pkts, max, &count) == 0)
-            for (size_t i = 0; i < count; i++)
-                eio_session_send(e, pkts[i].type, pkts[i].binary, pkts[i].data, pkts[i].len);
+        eio_packet_t *pkts = decode_payload(&pending, &count);
+        for (size_t i = 0; pkts != NULL && i < count; i++)
+            eio_session_send(e, pkts[i].type, pkts[i].binary, pkts[i].data, pkts[i].len);
         free(pkts);
         buf_free(&pending);
     }

@@ -17,8 +17,6 @@
 #include "../log/log.h"
 #include "internal.h"
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /* ---- small helpers ---- */
 
 static void peer_addr(h2o_conn_t *conn, char *out, size_t outlen)
@@ -82,10 +80,10 @@ static int origin_allowed(sio_server_t *srv, h2o_iovec_t origin)
 
 sio_worker_t *sio_worker_of_sid(sio_server_t *srv, const char *sid)
 {
-    const char *p = strchr(b64url, sid[0]);
-    if (sid[0] == '\0' || p == NULL || p - b64url >= srv->nworkers)
+    const char *p = strchr(sio_b64url, sid[0]);
+    if (sid[0] == '\0' || p == NULL || p - sio_b64url >= srv->nworkers)
         return NULL;
-    return &srv->workers[p - b64url];
+    return &srv->workers[p - sio_b64url];
 }
 
 void sio_worker_send(sio_worker_t *to, sio_msg_t *msg)

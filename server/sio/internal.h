@@ -19,6 +19,9 @@
 #define SIO_SID_LEN 21 /* one char naming the worker, then 20 random base64url chars */
 #define SIO_MAX_WORKERS 64
 
+/* The URL-safe alphabet of session and socket ids. */
+extern const char sio_b64url[];
+
 typedef struct sio_worker sio_worker_t;
 
 typedef struct sio_route {

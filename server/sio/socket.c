@@ -41,8 +41,6 @@ typedef struct sio_conn {
     buf_t bins[SIO_ATTACHMENTS_MAX];
 } sio_conn_t;
 
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
 {
     eio_session_t *e = H2O_STRUCT_FROM_MEMBER(eio_session_t, connect_entry, entry);
@@ -302,7 +300,7 @@ static void on_connect_packet(sio_conn_t *c, sio_packet_t *p)
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         abort();
     for (int i = 0; i < 20; i++)
-        s->id[i] = b64url[rnd[i] & 63];
+        s->id[i] = sio_b64url[rnd[i] & 63];
     s->next = c->sockets;
     c->sockets = s;
     if (nsp->on_connect == NULL) {
