@@ -468,8 +468,12 @@ static void probe_on_message(eio_session_t *e, ws_conn_t *ws, int binary, uint8_
         char pong[] = "3probe";
         ws_conn_send(ws, 0, pong, 6, NULL, 0);
         e->upgraded_probe = 1;
-        if (e->has_get && e->out.len == 0)
-            reply_get(e, "6", 1);
+        /* As the reference server: a held poll ends with a noop shortly,
+         * unless the client completes the upgrade first (then it gets 400). */
+        if (e->has_get && e->out.len == 0 && !h2o_timeout_is_linked(&e->noop_entry)) {
+            e->noop_entry.cb = on_upgrade_check;
+            h2o_timeout_link(e->worker->loop, &e->worker->upgrade_check, &e->noop_entry);
+        }
         return;
     }
     if (!binary && len == 1 && data[0] == '5' && e->upgraded_probe) {

@@ -195,6 +195,7 @@ static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_work
             eio_handle_poll_post(w, p->sid, h, &body);
         return;
     }
+    metrics_inc(w->srv->m.handoff_poll);
     sio_msg_t *m = msg_new(is_get ? SIO_MSG_POLL_GET : SIO_MSG_POLL_POST);
     memcpy(m->sid, sid, SIO_SID_LEN);
     m->from = h;
@@ -229,6 +230,7 @@ static void on_upgrade_complete(void *_u, h2o_socket_t *sock, size_t reqsize)
         h2o_socket_close(sock);
         goto Exit;
     }
+    metrics_inc(u->w->srv->m.handoff_ws);
     memcpy(m->sid, u->sid, sizeof(m->sid));
     snprintf(m->addr, sizeof(m->addr), "%s", u->addr);
     sio_worker_send(u->owner, m);
@@ -541,6 +543,10 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
         metrics_gauge("chatd_connections_open", "transport=\"polling\"", "Open Engine.IO connections, by transport");
     m->open_websocket =
         metrics_gauge("chatd_connections_open", "transport=\"websocket\"", "Open Engine.IO connections, by transport");
+    m->handoff_poll = metrics_counter("chatd_worker_handoffs_total", "kind=\"poll\"",
+                                      "Requests handed to the worker that owns their session");
+    m->handoff_ws = metrics_counter("chatd_worker_handoffs_total", "kind=\"websocket\"",
+                                    "Requests handed to the worker that owns their session");
     m->packets_in = metrics_counter("chatd_packets_in_total", NULL, "Engine.IO packets received");
     m->packets_out = metrics_counter("chatd_packets_out_total", NULL, "Engine.IO packets sent");
     m->zombies = metrics_counter("chatd_zombie_reaps_total", NULL, "Connections closed for not answering pings");

@@ -53,6 +53,7 @@ struct sio_nsp {
 typedef struct sio_metrics {
     metrics_value_t *closed[SIO_CLOSE_CODES];
     metrics_value_t *open_polling, *open_websocket;
+    metrics_value_t *handoff_poll, *handoff_ws;
     metrics_value_t *packets_in, *packets_out, *zombies, *handshakes, *bad_requests, *forbidden;
 } sio_metrics_t;
 

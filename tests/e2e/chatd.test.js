@@ -199,3 +199,38 @@ test("chatd --help lists the configuration", async () => {
                    "CHATD_PING_INTERVAL_MS", "CHATD_PING_TIMEOUT_MS", "CHATD_MAX_PAYLOAD", "CHATD_CONNECT_TIMEOUT_MS"])
     assert.ok(out.includes(v), v);
 });
+
+// SO_REUSEPORT spreads connections over the workers by their address, so a
+// session's requests arrive on any worker. Forty fresh connections all
+// landing on the session's own worker has odds of 2^-40; the handoff counter
+// proves the other path ran, and every answer must still be right.
+test("polling and upgrades work whichever worker receives the request", async (t) => {
+  const { url } = await startChatd(t, { CHATD_WORKERS: "2" });
+  const http = await import("node:http");
+  const agent = new http.Agent({ keepAlive: false });
+  const request = (method, path, body) => new Promise((resolve, reject) => {
+    const req = http.request(url + path, { method, agent }, (res) => {
+      let data = "";
+      res.on("data", (d) => { data += d; });
+      res.on("end", () => resolve({ status: res.statusCode, body: data }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+  for (let i = 0; i < 10; i++) {
+    const hs = await request("GET", "/socket.io/?EIO=4&transport=polling");
+    const sid = JSON.parse(hs.body.slice(1)).sid;
+    const q = `/socket.io/?EIO=4&transport=polling&sid=${sid}`;
+    assert.equal((await request("POST", q, "40")).body, "ok");
+    assert.match((await request("GET", q)).body, /^40\{"sid":/);
+    assert.equal((await request("POST", q, "1")).body, "ok");
+    assert.equal((await request("GET", q)).status, 400);
+  }
+  const clients = Array.from({ length: 10 }, () => io(url, { forceNew: true, reconnection: false }));
+  t.after(() => clients.forEach((c) => c.close()));
+  await Promise.all(clients.map((c) => once(c.io.engine, "upgrade")));
+  for (const c of clients) assert.equal(c.io.engine.transport.name, "websocket");
+  const metrics = await (await fetch(url + "/metrics")).text();
+  const poll = Number(/^chatd_worker_handoffs_total\{kind="poll"\} (\d+)$/m.exec(metrics)[1]);
+  assert.ok(poll > 0, `poll handoffs: ${poll}`);
+});
