@@ -205,6 +205,11 @@ void eio_session_close(eio_session_t *e, int code, const char *reason)
         ws_conn_close(e->ws, code);
         e->ws = NULL;
     }
+    if (code == 1000 && e->transport == EIO_POLLING && !e->has_get) {
+        unsigned i = w->closed_next++ % 16;
+        memcpy(w->closed_recently[i].sid, e->sid, sizeof(e->sid));
+        w->closed_recently[i].until = h2o_now(w->loop) + 1000;
+    }
     if (e->has_get) {
         /* a client's close packet ends the poll with a noop, as the
          * reference server does; any other end tells the client to close */
@@ -368,6 +373,16 @@ void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t fro
 {
     eio_session_t *e = eio_session_find(w, sid);
     if (e == NULL) {
+        for (unsigned i = 0; i < 16; i++) {
+            if (memcmp(w->closed_recently[i].sid, sid, SIO_SID_LEN) == 0 &&
+                w->closed_recently[i].until > h2o_now(w->loop)) {
+                w->closed_recently[i].sid[0] = '\0';
+                buf_t noop = BUF_INIT;
+                buf_append_char(&noop, '6');
+                sio_poll_reply(w, from, 200, "text/plain; charset=UTF-8", &noop);
+                return;
+            }
+        }
         reply_error(w, from, 400, 1, "Session ID unknown");
         return;
     }

@@ -283,7 +283,7 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
     }
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("OPTIONS"))) {
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-methods"), 0, NULL,
-                              H2O_STRLIT("GET, POST, OPTIONS"));
+                              H2O_STRLIT("GET, HEAD, PUT, PATCH, POST, DELETE"));
         h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("access-control-allow-headers"), 0, NULL,
                               H2O_STRLIT("content-type"));
         req->res.status = 204;

@@ -132,6 +132,13 @@ struct sio_worker {
     h2o_timeout_t ping_interval, ping_timeout, connect_timeout, drain_timeout, upgrade_check;
     h2o_timeout_entry_t drain_entry;
     sio_session_table_t sessions;
+    /* Sessions a client closed over polling with no poll held: the poll
+     * racing that close on another connection gets the noop that ends it. */
+    struct {
+        char sid[SIO_SID_LEN + 1];
+        uint64_t until;
+    } closed_recently[16];
+    unsigned closed_next;
     sio_pending_req_t *pending; /* held requests on this worker */
     uint64_t next_token;
     atomic_int stopping;

@@ -224,6 +224,7 @@ test("polling and upgrades work whichever worker receives the request", async (t
     assert.equal((await request("POST", q, "40")).body, "ok");
     assert.match((await request("GET", q)).body, /^40\{"sid":/);
     assert.equal((await request("POST", q, "1")).body, "ok");
+    assert.equal((await request("GET", q)).body, "6"); // the poll racing the close
     assert.equal((await request("GET", q)).status, 400);
   }
   const clients = Array.from({ length: 10 }, () => io(url, { forceNew: true, reconnection: false }));

@@ -73,6 +73,13 @@ test("engine: heartbeat over polling, and close by the client", async (t) => {
   ]);
   assert.equal(await poll.text(), "6");
   assert.equal((await fetch(`${base}&transport=polling&sid=${sid}`)).status, 400);
+
+  // a poll that loses the race against the close on another connection
+  // still ends with a noop, once; after that the session is unknown
+  sid = await pollingSession(base);
+  assert.equal(await (await fetch(`${base}&transport=polling&sid=${sid}`, { method: "POST", body: "1" })).text(), "ok");
+  assert.equal(await (await fetch(`${base}&transport=polling&sid=${sid}`)).text(), "6");
+  assert.equal((await fetch(`${base}&transport=polling&sid=${sid}`)).status, 400);
 });
 
 test("engine: upgrade from polling to websocket", async (t) => {
