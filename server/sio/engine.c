@@ -252,31 +252,6 @@ void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void 
     flush_get(e);
 }
 
-void eio_session_send2(eio_session_t *e, const void *a, size_t alen, const void *b, size_t blen)
-{
-    if (e->closed)
-        return;
-    metrics_inc(e->worker->srv->m.packets_out);
-    if (e->transport == EIO_WEBSOCKET) {
-        if (e->ws == NULL)
-            return;
-        /* '4' + a + b; the frame is assembled in the output buffer once */
-        buf_t tmp = BUF_INIT;
-        buf_reserve(&tmp, 1 + alen + blen);
-        buf_append_char(&tmp, '4');
-        buf_append(&tmp, a, alen);
-        ws_conn_send(e->ws, 0, tmp.base, tmp.len, b, blen);
-        buf_free(&tmp);
-        return;
-    }
-    if (e->out.len != 0)
-        buf_append_char(&e->out, '\x1e');
-    buf_append_char(&e->out, '4');
-    buf_append(&e->out, a, alen);
-    buf_append(&e->out, b, blen);
-    flush_get(e);
-}
-
 void sio_engine_send(eio_session_t *e, int binary, const void *data, size_t len)
 {
     eio_session_send(e, EIO_MESSAGE, binary, data, len);

@@ -176,8 +176,6 @@ eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const
 eio_session_t *eio_session_find(sio_worker_t *w, const char *sid);
 void eio_session_close(eio_session_t *e, int code, const char *reason);
 void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void *data, size_t len);
-void eio_session_send2(eio_session_t *e, const void *a, size_t alen, const void *b, size_t blen);
-void eio_session_attach_ws(eio_session_t *e, h2o_socket_t *sock);
 void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
 void eio_handle_poll_post(sio_worker_t *w, const char *sid, sio_poll_handle_t from, buf_t *body);
 void eio_handle_poll_abort(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
