@@ -107,12 +107,9 @@ typedef struct req_guard {
 
 static void unlink_pending(sio_worker_t *w, sio_pending_req_t *p)
 {
-    for (sio_pending_req_t **pp = &w->pending; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            return;
-        }
-    }
+    *p->pprev = p->next;
+    if (p->next != NULL)
+        p->next->pprev = p->pprev;
 }
 
 /* The h2o request died (client gone) while we held it. */
@@ -139,7 +136,7 @@ static void on_guard_dispose(void *_g)
 
 static void complete_local(sio_worker_t *w, uint64_t token, int status, const char *ctype, buf_t *body)
 {
-    sio_pending_req_t *p = w->pending;
+    sio_pending_req_t *p = w->pending[token % SIO_PENDING_BUCKETS];
     while (p != NULL && p->token != token)
         p = p->next;
     if (p == NULL) {
@@ -181,8 +178,12 @@ static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_work
     g->p = p;
     g->w = w;
     p->guard = g;
-    p->next = w->pending;
-    w->pending = p;
+    sio_pending_req_t **head = &w->pending[p->token % SIO_PENDING_BUCKETS];
+    p->next = *head;
+    p->pprev = head;
+    if (*head != NULL)
+        (*head)->pprev = &p->next;
+    *head = p;
 
     sio_poll_handle_t h = {w, p->token};
     buf_t body = BUF_INIT;
@@ -681,12 +682,13 @@ void sio_server_free(sio_server_t *srv)
         sio_worker_t *w = &srv->workers[i];
         if (w->tid != 0)
             continue; /* still running: leave it to process exit */
-        while (w->pending != NULL) {
-            sio_pending_req_t *p = w->pending;
-            w->pending = p->next;
-            ((req_guard_t *)p->guard)->p = NULL;
-            free(p);
-        }
+        for (size_t b = 0; b < SIO_PENDING_BUCKETS; b++)
+            while (w->pending[b] != NULL) {
+                sio_pending_req_t *p = w->pending[b];
+                w->pending[b] = p->next;
+                ((req_guard_t *)p->guard)->p = NULL;
+                free(p);
+            }
         eio_table_free(w);
     }
     /* h2o 2.2.5 cannot close idle HTTP/1 connections on demand, so the loops

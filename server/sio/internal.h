@@ -109,9 +109,12 @@ typedef struct sio_pending_req {
     char sid[SIO_SID_LEN + 1];
     sio_worker_t *owner; /* the session's worker */
     int is_get;
-    void *guard; /* lives in the request's pool; tells us when it dies */
-    struct sio_pending_req *next;
+    void *guard;                           /* lives in the request's pool; tells us when it dies */
+    struct sio_pending_req *next, **pprev; /* chain of its bucket */
 } sio_pending_req_t;
+
+/* Buckets of held requests by token; tokens are sequential, so they spread evenly. */
+#define SIO_PENDING_BUCKETS 1024
 
 typedef struct sio_session_table {
     eio_session_t **slots;
@@ -139,7 +142,7 @@ struct sio_worker {
         uint64_t until;
     } closed_recently[16];
     unsigned closed_next;
-    sio_pending_req_t *pending; /* held requests on this worker */
+    sio_pending_req_t *pending[SIO_PENDING_BUCKETS]; /* held requests on this worker */
     uint64_t next_token;
     atomic_int stopping;
     int stopped;
