@@ -3,7 +3,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := libh2o-evloop jansson openssl
+PKGS := libh2o-evloop jansson openssl hiredis libmaxminddb
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lz -lpthread -lm
 CFLAGS ?= -O2 -g
@@ -12,8 +12,12 @@ CFLAGS += -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra -Werror -Wno-un
 LDFLAGS += $(EXTRA_LDFLAGS)
 
 MAINS := server/chatd/main.c server/testserver/main.c
-LIB_SRC := $(filter-out $(MAINS),$(shell find server -name '*.c' | sort))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+SRC_DIRS := server geo matcher
+LIB_SRC := $(filter-out $(MAINS),$(shell find $(SRC_DIRS) -name '*.c' 2>/dev/null | sort))
+HDRS := $(shell find $(SRC_DIRS) -name '*.h' 2>/dev/null)
+# Lua scripts for Redis are compiled into the binary (scripts/embed).
+GEN_SRC := $(BUILD)/gen/matcher_lua.c
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
@@ -21,10 +25,17 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c
 
 .PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web
-all: $(BUILD)/chatd $(BUILD)/sio-testserver $(UNIT_BIN)
+all: $(BUILD)/chatd $(BUILD)/sio-testserver $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
 
-$(BUILD)/obj/%.o: %.c $(shell find server -name '*.h')
+$(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/gen/matcher_lua.c: matcher/matcher.lua scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed matcher_lua $< > $@
+
+$(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/lib.a: $(LIB_OBJ)
@@ -37,12 +48,17 @@ $(BUILD)/chatd: $(BUILD)/obj/server/chatd/main.o $(BUILD)/lib.a
 $(BUILD)/sio-testserver: $(BUILD)/obj/server/testserver/main.o $(BUILD)/lib.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(shell find server -name '*.h')
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iserver -o $@ $< $(BUILD)/lib.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
+# The City database the geo unit tests read (GEO_TEST_DB).
+$(BUILD)/geo/test-city.mmdb: tests/fixtures/geo/cities.csv scripts/gen-geo-db
+	@mkdir -p $(dir $@)
+	scripts/gen-geo-db $< $@
+
 # libFuzzer targets: the parsers alone, built with clang.
-$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(shell find server -name '*.h')
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iserver $(PKG_CFLAGS) \
 	  -o $@ $< $(FUZZ_LIB_SRC) $(shell pkg-config --libs jansson)
@@ -62,7 +78,8 @@ fuzz: $(FUZZ_BIN)
 setup:
 	scripts/setup
 
-unit: $(UNIT_BIN)
+unit: export GEO_TEST_DB := $(CURDIR)/$(BUILD)/geo/test-city.mmdb
+unit: $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
 	@fail=0; for t in $(UNIT_BIN); do echo "== $$t"; $$t || fail=1; done; exit $$fail
 
 e2e: all
@@ -88,7 +105,7 @@ run: setup all
 lint:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
-	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server tests/unit fuzz
+	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server geo matcher tests/unit fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -27,6 +27,24 @@ static void peer_addr(h2o_conn_t *conn, char *out, size_t outlen)
         snprintf(out, outlen, "unknown");
 }
 
+/* The client's address: the peer, or what the application makes of the peer
+ * and X-Forwarded-For when it resolves addresses itself (trusted proxies). */
+static void client_addr(sio_worker_t *w, h2o_req_t *req, char *out, size_t outlen)
+{
+    peer_addr(req->conn, out, outlen);
+    if (w->srv->opt.resolve_addr == NULL)
+        return;
+    char peer[64], xff[512];
+    snprintf(peer, sizeof(peer), "%s", out);
+    xff[0] = '\0';
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        snprintf(xff, sizeof(xff), "%.*s", (int)(v.len < sizeof(xff) ? v.len : sizeof(xff) - 1), v.base);
+    }
+    w->srv->opt.resolve_addr(w->srv->opt.resolve_addr_ud, peer, i >= 0 ? xff : NULL, out, outlen);
+}
+
 static h2o_iovec_t find_header(h2o_req_t *req, const char *name, size_t len)
 {
     ssize_t i = h2o_find_header_by_str(&req->headers, name, len, -1);
@@ -256,7 +274,7 @@ static void upgrade_to_ws(sio_worker_t *w, h2o_req_t *req, h2o_iovec_t key, cons
         memcpy(u->sid, sid, SIO_SID_LEN);
         u->has_sid = 1;
     }
-    peer_addr(req->conn, u->addr, sizeof(u->addr));
+    client_addr(w, req, u->addr, sizeof(u->addr));
     req->res.status = 101;
     req->res.reason = "Switching Protocols";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
@@ -347,7 +365,7 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
             return 0;
         }
         char addr[64];
-        peer_addr(req->conn, addr, sizeof(addr));
+        client_addr(w, req, addr, sizeof(addr));
         eio_handshake_polling(w, req, addr);
         return 0;
     }
@@ -430,6 +448,13 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
 static void on_drained(h2o_timeout_entry_t *entry)
 {
     sio_worker_t *w = H2O_STRUCT_FROM_MEMBER(sio_worker_t, drain_entry, entry);
+    if (w->srv->worker_stop != NULL && !w->app_stopped) {
+        /* the application closes its own streams; give the loop a turn to finish them */
+        w->app_stopped = 1;
+        w->srv->worker_stop(w, w->srv->worker_ud);
+        h2o_timeout_link(w->loop, &w->upgrade_check, &w->drain_entry);
+        return;
+    }
     w->stopped = 1;
 }
 
@@ -465,6 +490,8 @@ static void *worker_main(void *arg)
     w->listener = h2o_evloop_socket_create(w->loop, w->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     w->listener->data = w;
     h2o_socket_read_start(w->listener, on_accept);
+    if (srv->worker_start != NULL)
+        srv->worker_start(w, srv->worker_ud);
     while (!w->stopped)
         h2o_evloop_run(w->loop, INT32_MAX);
     return NULL;

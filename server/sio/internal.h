@@ -18,11 +18,11 @@
 
 #define SIO_SID_LEN 21 /* one char naming the worker, then 20 random base64url chars */
 #define SIO_MAX_WORKERS 64
+#define SIO_TIMER_LISTS 64
 
 /* The URL-safe alphabet of session and socket ids. */
 extern const char sio_b64url[];
 
-typedef struct sio_worker sio_worker_t;
 
 typedef struct sio_route {
     char *path;
@@ -68,6 +68,8 @@ struct sio_server {
     sio_worker_t *workers;
     int port;
     sio_metrics_t m;
+    sio_worker_cb worker_start, worker_stop;
+    void *worker_ud;
 };
 
 /*
@@ -145,6 +147,14 @@ struct sio_worker {
     sio_pending_req_t *pending[SIO_PENDING_BUCKETS]; /* held requests on this worker */
     uint64_t next_token;
     atomic_int stopping;
+    void *app_data;
+    int app_stopped;
+    /* one fixed-duration h2o timeout list per distinct duration of sio_timer_t */
+    struct {
+        uint64_t ms;
+        h2o_timeout_t timeout;
+    } timer_lists[SIO_TIMER_LISTS];
+    int ntimer_lists;
     int stopped;
 };
 

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "../buf/buf.h"
 
@@ -94,6 +95,11 @@ typedef struct sio_options {
     int connect_timeout_ms;      /* time to send a Socket.IO CONNECT */
     size_t max_payload;          /* largest message / polling body */
     const char *allowed_origins; /* comma-separated Origin values; NULL: any */
+    /* When set, decides the client address of a new session from the direct
+     * peer and the X-Forwarded-For header (NULL when absent); writes it into
+     * `out`. Without it, the client address is the peer. */
+    void (*resolve_addr)(void *ud, const char *peer, const char *xff, char *out, size_t outlen);
+    void *resolve_addr_ud;
     /* When set, the server is a bare Engine.IO server: no Socket.IO layer. */
     sio_engine_message_cb engine_on_message;
     void *engine_ud;
@@ -189,5 +195,61 @@ void *sio_socket_data(const sio_socket_t *s);
 
 /** Sends one message on an Engine.IO session (bare mode). */
 void sio_engine_send(eio_session_t *e, int binary, const void *data, size_t len);
+
+/* ---- workers: the application's own state, timers and streams on a loop ---- */
+
+typedef struct sio_worker sio_worker_t;
+typedef struct sio_timer sio_timer_t;
+typedef struct sio_stream sio_stream_t;
+
+/** Called on a worker thread: after its loop is set up (start), or once its sessions are drained (stop). */
+typedef void (*sio_worker_cb)(sio_worker_t *w, void *ud);
+/**
+ * Registers per-worker hooks. `start` runs on each worker thread before it
+ * serves; `stop` runs on it when the server stops, after every session was
+ * closed (their disconnect handlers ran), while the loop still runs a little
+ * so that what `stop` closes can finish. Before run only.
+ */
+void sio_server_on_worker(sio_server_t *srv, sio_worker_cb start, sio_worker_cb stop, void *ud);
+/** The worker that runs this socket's handlers. */
+sio_worker_t *sio_socket_worker(const sio_socket_t *s);
+/** 0 .. workers-1. */
+int sio_worker_index(const sio_worker_t *w);
+/** Application data of a worker (set in the start hook). */
+void sio_worker_set_data(sio_worker_t *w, void *data);
+void *sio_worker_data(const sio_worker_t *w);
+/** Milliseconds of the worker loop's clock (monotonic, cached per loop turn). */
+uint64_t sio_worker_now(const sio_worker_t *w);
+
+typedef void (*sio_timer_cb)(sio_timer_t *t, void *ud);
+/** A one-shot timer on worker `w`; never fails (out of memory aborts). */
+sio_timer_t *sio_timer_new(sio_worker_t *w, sio_timer_cb cb, void *ud);
+/** Arms (or re-arms) the timer to fire once after `ms`. Durations are rounded up to 10 ms. */
+void sio_timer_start(sio_timer_t *t, uint64_t ms);
+/** Disarms the timer; harmless when it is not armed. */
+void sio_timer_stop(sio_timer_t *t);
+int sio_timer_armed(const sio_timer_t *t);
+/** Disarms and frees; NULL is accepted. Safe from inside the timer's own callback. */
+void sio_timer_free(sio_timer_t *t);
+
+/** Callbacks of an outgoing TCP stream; `err` is NULL on success. */
+typedef struct sio_stream_callbacks {
+    void (*on_connect)(sio_stream_t *st, const char *err, void *ud);
+    /* bytes arrived; they are consumed when the callback returns */
+    void (*on_read)(sio_stream_t *st, const void *data, size_t len, void *ud);
+    /* the connection failed or the peer closed it; the stream is freed right after */
+    void (*on_close)(sio_stream_t *st, const char *err, void *ud);
+} sio_stream_callbacks_t;
+/**
+ * Connects to `addr` (a numeric address, already resolved) from worker `w`,
+ * without blocking. Exactly one of on_connect(err NULL) or on_close(err)
+ * follows. Never returns NULL.
+ */
+sio_stream_t *sio_stream_connect(sio_worker_t *w, const struct sockaddr *addr, unsigned addrlen,
+                                 const sio_stream_callbacks_t *cbs, void *ud);
+/** Queues bytes (copied); they leave in order as the socket accepts them. */
+void sio_stream_write(sio_stream_t *st, const void *data, size_t len);
+/** Closes and frees the stream; no callback follows. Safe from inside its callbacks. */
+void sio_stream_close(sio_stream_t *st);
 
 #endif

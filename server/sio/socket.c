@@ -436,3 +436,8 @@ void sio_conn_on_message(eio_session_t *e, int binary, const uint8_t *data, size
     dispatch(c, &p, NULL, 0);
     sio_packet_clear(&p);
 }
+
+sio_worker_t *sio_socket_worker(const sio_socket_t *s)
+{
+    return s->conn->e->worker;
+}

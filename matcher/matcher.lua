@@ -1,0 +1,365 @@
+-- nearchat matcher: every state change of matching, in one script so that each
+-- runs atomically in Redis however many chatd nodes call it at once.
+--
+-- Called as EVALSHA sha 0 op args...; all keys share the {nc} hash tag, so
+-- they live in one slot of a Redis Cluster.
+--
+-- Levels of a pair, narrowest first: 0 same city, 1 nearby (same country,
+-- within the nearby radius), 2 same country, 3 anywhere. A waiting guest has
+-- a scope (the widest level it accepts) and a stage (the widest level it
+-- searches now; widened by its worker's timers). A pair may be proposed when
+-- its level is within both scopes and within the stage of either guest.
+--
+-- Notifications are published to the worker channel of the guest
+-- (g:<id>.chan) as JSON: {"t": kind, "g": guestId, ...}.
+
+local P = '{nc}:'
+local SCAN = 64
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function hgetall(key)
+  local raw = redis.call('HGETALL', key)
+  if #raw == 0 then return nil end
+  local h = {}
+  for i = 1, #raw, 2 do h[raw[i]] = raw[i + 1] end
+  return h
+end
+
+local function publish(g, msg)
+  local chan = redis.call('HGET', P .. 'g:' .. g, 'chan')
+  if chan then
+    msg.g = g
+    redis.call('PUBLISH', chan, cjson.encode(msg))
+  end
+end
+
+local function coords(p)
+  if p.lat and p.lat ~= '' and p.lon and p.lon ~= '' then
+    return tonumber(p.lat), tonumber(p.lon)
+  end
+  return nil
+end
+
+local function distance_km(a, b)
+  local la1, lo1 = coords(a)
+  local la2, lo2 = coords(b)
+  if not la1 or not la2 then return nil end
+  local r = math.pi / 180
+  local dlat, dlon = (la2 - la1) * r, (lo2 - lo1) * r
+  local h = math.sin(dlat / 2) ^ 2 + math.cos(la1 * r) * math.cos(la2 * r) * math.sin(dlon / 2) ^ 2
+  if h > 1 then h = 1 end
+  return 2 * 6371.0088 * math.asin(math.sqrt(h))
+end
+
+local function pair_level(a, b, d, nearby_km)
+  if a.city ~= '' and a.city == b.city then return 0 end
+  local same_cc = a.cc ~= '' and a.cc == b.cc
+  if same_cc and d and d <= nearby_km then return 1 end
+  if same_cc then return 2 end
+  return 3
+end
+
+-- The narrowest level this guest's location allows a search to start at.
+local function first_stage(p)
+  if p.city ~= '' then return 0 end
+  if coords(p) and p.cc ~= '' then return 1 end
+  if p.cc ~= '' then return 2 end
+  return 3
+end
+
+-- A scope narrower than what is known of the location widens to the
+-- narrowest known one.
+local function effective_scope(p, scope)
+  if scope == 0 and p.city == '' then scope = 2 end
+  if scope <= 2 and p.cc == '' then scope = 3 end
+  return scope
+end
+
+local function enqueue(g, p, since)
+  redis.call('ZADD', P .. 'qa', since, g)
+  if p.city ~= '' then redis.call('ZADD', P .. 'qc:' .. p.city, since, g) end
+  if p.cc ~= '' then redis.call('ZADD', P .. 'qn:' .. p.cc, since, g) end
+  local lat, lon = coords(p)
+  if lat and math.abs(lat) <= 85.05 then redis.call('GEOADD', P .. 'geo', lon, lat, g) end
+end
+
+-- Takes a guest out of every queue; `p` may be nil when its profile expired.
+local function dequeue(g, w)
+  redis.call('ZREM', P .. 'qa', g)
+  redis.call('ZREM', P .. 'geo', g)
+  if w then
+    if w.city and w.city ~= '' then redis.call('ZREM', P .. 'qc:' .. w.city, g) end
+    if w.cc and w.cc ~= '' then redis.call('ZREM', P .. 'qn:' .. w.cc, g) end
+  end
+  redis.call('DEL', P .. 'w:' .. g)
+end
+
+-- Is this guest gone (its worker stopped refreshing it)? Then clean it up.
+local function stale(g)
+  if redis.call('EXISTS', P .. 'g:' .. g) == 1 then return false end
+  local w = hgetall(P .. 'w:' .. g)
+  if w and w.pid and w.pid ~= '' then redis.call('DEL', P .. 'p:' .. w.pid) end
+  dequeue(g, w)
+  return true
+end
+
+local function never(a, b, ttl)
+  redis.call('SADD', P .. 'nv:' .. a, b)
+  redis.call('EXPIRE', P .. 'nv:' .. a, ttl)
+  redis.call('SADD', P .. 'nv:' .. b, a)
+  redis.call('EXPIRE', P .. 'nv:' .. b, ttl)
+end
+
+-- cfg: nearby_km, proposal_ms, pid (an id for a proposal this call may make)
+local function search(r, cfg)
+  local rw = hgetall(P .. 'w:' .. r)
+  if not rw or rw.state ~= 'waiting' then return false end
+  local rp = hgetall(P .. 'g:' .. r)
+  if not rp then
+    stale(r)
+    return false
+  end
+  local rscope, rstage = tonumber(rw.scope), tonumber(rw.stage)
+  local rmax = tonumber(rw.maxkm) or 0
+  local seen, cands = {}, {}
+  local function add(list)
+    for _, c in ipairs(list) do
+      if not seen[c] and c ~= r then
+        seen[c] = true
+        cands[#cands + 1] = c
+      end
+    end
+  end
+  if rp.city ~= '' then add(redis.call('ZRANGE', P .. 'qc:' .. rp.city, 0, SCAN - 1)) end
+  local lat, lon = coords(rp)
+  if lat and math.abs(lat) <= 85.05 and rscope >= 1 then
+    local radius = rscope >= 3 and 20040 or cfg.nearby_km
+    add(redis.call('GEOSEARCH', P .. 'geo', 'FROMLONLAT', lon, lat, 'BYRADIUS', radius, 'km', 'ASC', 'COUNT', SCAN))
+  end
+  if rscope >= 2 and rp.cc ~= '' then add(redis.call('ZRANGE', P .. 'qn:' .. rp.cc, 0, SCAN - 1)) end
+  if rscope >= 3 then add(redis.call('ZRANGE', P .. 'qa', 0, SCAN - 1)) end
+
+  local nv = P .. 'nv:' .. r
+  local best, best_d, best_since
+  for _, c in ipairs(cands) do
+    local cw = hgetall(P .. 'w:' .. c)
+    if cw and cw.state == 'waiting' and redis.call('SISMEMBER', nv, c) == 0 and not stale(c) then
+      local cp = hgetall(P .. 'g:' .. c)
+      local d = distance_km(rp, cp)
+      local l = pair_level(rp, cp, d, cfg.nearby_km)
+      local cmax = tonumber(cw.maxkm) or 0
+      local ok = l <= rscope and l <= tonumber(cw.scope) and (l <= rstage or l <= tonumber(cw.stage))
+      if ok and rmax > 0 and l > 0 and (not d or d > rmax) then ok = false end
+      if ok and cmax > 0 and l > 0 and (not d or d > cmax) then ok = false end
+      if ok then
+        local key_d, since = d or 1e9, tonumber(cw.since)
+        if not best or key_d < best_d or (key_d == best_d and since < best_since) then
+          best, best_d, best_since = c, key_d, since
+        end
+      end
+    end
+  end
+  if not best then return false end
+
+  -- propose: the waiting guest picked for the requester hears of it
+  local pid = cfg.pid
+  local exp = now_ms() + cfg.proposal_ms
+  local d = best_d < 1e9 and best_d or nil
+  redis.call('HSET', P .. 'p:' .. pid, 'r', r, 't', best, 'exp', exp, 'd', d and tostring(d) or '')
+  redis.call('PEXPIRE', P .. 'p:' .. pid, cfg.proposal_ms + 60000)
+  redis.call('HSET', P .. 'w:' .. r, 'state', 'proposing', 'pid', pid)
+  redis.call('HSET', P .. 'w:' .. best, 'state', 'proposed', 'pid', pid)
+  publish(best, {t = 'proposal', pid = pid, city = rp.cname, cc = rp.cc,
+                 d = d and math.floor(d + 0.5) or cjson.null, ms = cfg.proposal_ms})
+  publish(r, {t = 'proposing', pid = pid, ms = cfg.proposal_ms})
+  return true
+end
+
+-- A proposal ended without a session: the requester goes back to waiting at
+-- its old place and searches again.
+local function requester_back(r, cfg)
+  local rw = P .. 'w:' .. r
+  if redis.call('EXISTS', rw) == 1 then
+    redis.call('HSET', rw, 'state', 'waiting', 'pid', '')
+    search(r, cfg)
+  end
+end
+
+local op = ARGV[1]
+
+-- hello gid ip chan conn city cname cc lat lon ttl_s
+-- Registers where a guest is; answers banned, or its live session if any.
+if op == 'hello' then
+  local g, ip = ARGV[2], ARGV[3]
+  if redis.call('EXISTS', P .. 'ban:g:' .. g) == 1 or redis.call('EXISTS', P .. 'ban:ip:' .. ip) == 1 then
+    return {'banned'}
+  end
+  local key = P .. 'g:' .. g
+  redis.call('HSET', key, 'chan', ARGV[4], 'conn', ARGV[5], 'city', ARGV[6], 'cname', ARGV[7], 'cc', ARGV[8],
+             'lat', ARGV[9], 'lon', ARGV[10], 'ip', ip)
+  redis.call('EXPIRE', key, tonumber(ARGV[11]))
+  local sid = redis.call('GET', P .. 'gs:' .. g)
+  if sid then
+    local s = hgetall(P .. 's:' .. sid)
+    if s then
+      local me = s.a == g and 'a' or 'b'
+      local peer = me == 'a' and 'b' or 'a'
+      return {'session', sid, s['alias_' .. peer], s['cname_' .. peer], s['cc_' .. peer], s.d, s.started}
+    end
+    redis.call('DEL', P .. 'gs:' .. g)
+  end
+  return {'ok'}
+end
+
+local cfg = {nearby_km = 0, proposal_ms = 0, pid = ''}
+
+-- request gid scope maxkm nearby_km proposal_ms pid ip rate_g_n rate_g_s rate_ip_n rate_ip_s
+if op == 'request' then
+  local g = ARGV[2]
+  cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+  local p = hgetall(P .. 'g:' .. g)
+  if not p then return {'err', 'unavailable'} end
+  local now = now_ms()
+  -- token buckets, per guest and per IP
+  local function bucket(key, n, secs)
+    n, secs = tonumber(n), tonumber(secs)
+    if n <= 0 then return true end
+    local b = hgetall(key)
+    local tokens, ts = n, now
+    if b then
+      tokens = math.min(n, tonumber(b.t) + (now - tonumber(b.ts)) * n / (secs * 1000))
+    end
+    if tokens < 1 then return false end
+    redis.call('HSET', key, 't', tostring(tokens - 1), 'ts', ts)
+    redis.call('PEXPIRE', key, secs * 1000 * 2)
+    return true
+  end
+  if not bucket(P .. 'rl:g:' .. g, ARGV[9], ARGV[10]) or not bucket(P .. 'rl:ip:' .. ARGV[8], ARGV[11], ARGV[12]) then
+    return {'err', 'rate_limited'}
+  end
+  if redis.call('EXISTS', P .. 'gs:' .. g) == 1 then return {'err', 'already_in_session'} end
+  if redis.call('EXISTS', P .. 'w:' .. g) == 1 then return {'err', 'already_queued'} end
+  local scope = effective_scope(p, tonumber(ARGV[3]))
+  local stage = math.min(first_stage(p), scope)
+  redis.call('HSET', P .. 'w:' .. g, 'since', now, 'scope', scope, 'stage', stage, 'maxkm', ARGV[4],
+             'state', 'waiting', 'pid', '', 'city', p.city, 'cc', p.cc)
+  redis.call('EXPIRE', P .. 'w:' .. g, 86400)
+  enqueue(g, p, now)
+  search(g, cfg)
+  return {'ok', tostring(stage), tostring(scope)}
+end
+
+-- widen gid stage nearby_km proposal_ms pid
+-- Returns the stage now in force and the time waited, or not_waiting.
+if op == 'widen' then
+  local g = ARGV[2]
+  cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+  local w = hgetall(P .. 'w:' .. g)
+  if not w then return {'not_waiting'} end
+  local stage = math.min(tonumber(ARGV[3]), tonumber(w.scope))
+  if stage > tonumber(w.stage) then redis.call('HSET', P .. 'w:' .. g, 'stage', stage) end
+  search(g, cfg)
+  return {'ok', tostring(stage), tostring(now_ms() - tonumber(w.since)), w.scope}
+end
+
+-- accept gid pid sid alias_of_requester alias_of_target ttl_s nearby_km proposal_ms pid2
+if op == 'accept' then
+  local g, pid = ARGV[2], ARGV[3]
+  cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+  local p = hgetall(P .. 'p:' .. pid)
+  if not p or p.t ~= g then return {'err', 'unknown_proposal'} end
+  local now = now_ms()
+  if now > tonumber(p.exp) then return {'err', 'expired'} end
+  local r = p.r
+  local rw = hgetall(P .. 'w:' .. r)
+  if not rw or rw.pid ~= pid or stale(r) then
+    redis.call('DEL', P .. 'p:' .. pid)
+    return {'err', 'unknown_proposal'}
+  end
+  local rp, tp = hgetall(P .. 'g:' .. r), hgetall(P .. 'g:' .. g)
+  local sid, ttl = ARGV[4], tonumber(ARGV[7])
+  redis.call('HSET', P .. 's:' .. sid, 'a', r, 'b', g, 'alias_a', ARGV[5], 'alias_b', ARGV[6],
+             'cname_a', rp.cname, 'cc_a', rp.cc, 'cname_b', tp.cname, 'cc_b', tp.cc, 'd', p.d, 'started', now,
+             'lat_a', '', 'lat_b', '')
+  redis.call('EXPIRE', P .. 's:' .. sid, ttl)
+  redis.call('SET', P .. 'gs:' .. r, sid, 'EX', ttl)
+  redis.call('SET', P .. 'gs:' .. g, sid, 'EX', ttl)
+  redis.call('DEL', P .. 'p:' .. pid)
+  dequeue(r, rw)
+  dequeue(g, hgetall(P .. 'w:' .. g))
+  local d = p.d ~= '' and math.floor(tonumber(p.d) + 0.5) or cjson.null
+  publish(r, {t = 'session', sid = sid, alias = ARGV[6], city = tp.cname, cc = tp.cc, d = d, started = now})
+  publish(g, {t = 'session', sid = sid, alias = ARGV[5], city = rp.cname, cc = rp.cc, d = d, started = now})
+  return {'ok', sid}
+end
+
+-- decline gid pid ttl_s nearby_km proposal_ms pid2
+if op == 'decline' then
+  local g, pid = ARGV[2], ARGV[3]
+  cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+  local p = hgetall(P .. 'p:' .. pid)
+  if not p or p.t ~= g then return {'ok'} end
+  never(p.r, g, tonumber(ARGV[4]))
+  redis.call('DEL', P .. 'p:' .. pid)
+  if redis.call('EXISTS', P .. 'w:' .. g) == 1 then redis.call('HSET', P .. 'w:' .. g, 'state', 'waiting', 'pid', '') end
+  requester_back(p.r, cfg)
+  cfg.pid = cfg.pid .. 'b'
+  search(g, cfg)
+  return {'ok'}
+end
+
+-- expire pid ttl_s nearby_km proposal_ms pid2
+-- The target let the proposal lapse: it leaves the queue; the requester goes back.
+if op == 'expire' then
+  local pid = ARGV[2]
+  cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+  local p = hgetall(P .. 'p:' .. pid)
+  if not p then return {'gone'} end
+  if now_ms() + 50 < tonumber(p.exp) then return {'early'} end
+  never(p.r, p.t, tonumber(ARGV[3]))
+  redis.call('DEL', P .. 'p:' .. pid)
+  dequeue(p.t, hgetall(P .. 'w:' .. p.t))
+  publish(p.t, {t = 'expired', pid = pid})
+  requester_back(p.r, cfg)
+  return {'ok'}
+end
+
+-- cancel gid conn nearby_km proposal_ms pid2 [gone]
+-- The guest stops waiting (match:cancel, or its connection `conn` went away:
+-- then only if that connection is still the guest's, and `gone` drops its
+-- location as well).
+if op == 'cancel' then
+  local g, conn = ARGV[2], ARGV[3]
+  cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+  if conn ~= '' then
+    local cur = redis.call('HGET', P .. 'g:' .. g, 'conn')
+    if cur and cur ~= conn then return {'other_connection'} end
+  end
+  local w = hgetall(P .. 'w:' .. g)
+  if ARGV[7] == 'gone' then redis.call('DEL', P .. 'g:' .. g) end
+  if not w then return {'ok'} end
+  if w.pid ~= '' then
+    local p = hgetall(P .. 'p:' .. w.pid)
+    redis.call('DEL', P .. 'p:' .. w.pid)
+    if p and p.r == g then
+      local tw = P .. 'w:' .. p.t
+      if redis.call('EXISTS', tw) == 1 then redis.call('HSET', tw, 'state', 'waiting', 'pid', '') end
+      publish(p.t, {t = 'withdrawn', pid = w.pid})
+      dequeue(g, w)
+      search(p.t, cfg)
+      return {'ok'}
+    elseif p then
+      dequeue(g, w)
+      requester_back(p.r, cfg)
+      return {'ok'}
+    end
+  end
+  dequeue(g, w)
+  return {'ok'}
+end
+
+return redis.error_reply('unknown op')
