@@ -227,7 +227,7 @@ if op == 'request' then
   -- token buckets, per guest and per IP
   local function bucket(key, n, secs)
     n, secs = tonumber(n), tonumber(secs)
-    if n <= 0 then return true end
+    if n <= 0 or secs <= 0 then return true end
     local b = hgetall(key)
     local tokens, ts = n, now
     if b then

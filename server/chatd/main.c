@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../config/config.h"
+#include "../hub/hub.h"
 #include "../log/log.h"
 #include "../metrics/metrics.h"
 #include "../sio/sio.h"
@@ -42,6 +43,14 @@ int main(int argc, char **argv)
     }
     log_set_level((log_level_t)log_parse_level(cfg.log_level));
 
+    int rc = 1;
+    sio_server_t *srv = NULL;
+    hub_t *hub = hub_new(&cfg, err, sizeof(err));
+    if (hub == NULL) {
+        fprintf(stderr, "chatd: %s\n", err);
+        rc = 2;
+        goto Exit;
+    }
     sio_options_t opt = {
         .host = cfg.listen_host,
         .port = cfg.listen_port,
@@ -52,17 +61,15 @@ int main(int argc, char **argv)
         .connect_timeout_ms = cfg.connect_timeout_ms,
         .max_payload = cfg.max_payload,
         .allowed_origins = cfg.allowed_origins,
+        .resolve_addr = hub_resolve_addr,
+        .resolve_addr_ud = hub,
     };
-    int rc = 1;
-    sio_server_t *srv = sio_server_new(&opt, err, sizeof(err));
+    srv = sio_server_new(&opt, err, sizeof(err));
     if (srv == NULL) {
         fprintf(stderr, "chatd: %s\n", err);
         goto Exit;
     }
-    /* the namespaces of the contract; their events arrive with later modules */
-    sio_server_of(srv, "/");
-    sio_server_of(srv, "/match");
-    sio_server_of(srv, "/chat");
+    hub_attach(hub, srv);
     sio_server_route(srv, "/healthz", route_healthz, NULL);
     sio_server_route(srv, "/metrics", route_metrics, NULL);
 
@@ -91,6 +98,7 @@ int main(int argc, char **argv)
     rc = 0;
 Exit:
     sio_server_free(srv);
+    hub_free(hub);
     metrics_free_all();
     config_free(&cfg);
     return rc;

@@ -105,6 +105,35 @@ static int config_int(const char *name, long def, long min, long max, long *out,
 }
 
 /*
+ * Parses `count` integers in 0..CONFIG_MAX_MS separated by `sep` ("10000,20000,30000",
+ * "10/60"). Returns 0, or -1 with a message naming the variable.
+ */
+static int config_list(const char *name, const char *def, char sep, int count, int *out, char *err, size_t errlen)
+{
+    const char *v = config_env(name);
+    if (v == NULL)
+        v = def;
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", v);
+    char *p = buf;
+    for (int i = 0; i < count; i++) {
+        char *end = i + 1 < count ? strchr(p, sep) : p + strlen(p);
+        long n;
+        if (end == NULL)
+            goto bad;
+        *end = '\0';
+        if (!config_parse_long(p, 0, CONFIG_MAX_MS, &n))
+            goto bad;
+        out[i] = (int)n;
+        p = end + 1;
+    }
+    return 0;
+bad:
+    config_errf(err, errlen, "%s: expected %d integers separated by '%c', got \"%s\"", name, count, sep, v);
+    return -1;
+}
+
+/*
  * Splits CHATD_LISTEN ("host:port", "[v6]:port" or ":port") into
  * cfg->listen_host (allocated) and cfg->listen_port. Returns 0, or -1 with
  * the reason in `err` and nothing allocated.
@@ -233,6 +262,25 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         goto error;
     cfg->connect_timeout_ms = (int)n;
 
+    if (config_int("CHATD_TOKEN_TTL_S", 86400, 60, 30L * 86400, &n, err, errlen) != 0)
+        goto error;
+    cfg->token_ttl_s = (int)n;
+    if (config_int("MATCH_NEARBY_KM", 100, 1, 20000, &n, err, errlen) != 0)
+        goto error;
+    cfg->match_nearby_km = (int)n;
+    if (config_int("MATCH_PROPOSAL_MS", 15000, 100, CONFIG_MAX_MS, &n, err, errlen) != 0)
+        goto error;
+    cfg->match_proposal_ms = (int)n;
+    if (config_list("MATCH_WIDEN_MS", "10000,20000,30000", ',', 3, cfg->match_widen_ms, err, errlen) != 0)
+        goto error;
+    if (cfg->match_widen_ms[0] > cfg->match_widen_ms[1] || cfg->match_widen_ms[1] > cfg->match_widen_ms[2]) {
+        config_errf(err, errlen, "MATCH_WIDEN_MS: the three times must not decrease");
+        goto error;
+    }
+    if (config_list("MATCH_RATE_GUEST", "10/60", '/', 2, cfg->match_rate_guest, err, errlen) != 0 ||
+        config_list("MATCH_RATE_IP", "60/60", '/', 2, cfg->match_rate_ip, err, errlen) != 0)
+        goto error;
+
     /* Checked here rather than with log_parse_level so config has no link dependency on log. */
     cfg->log_level = config_string("CHATD_LOG_LEVEL", CONFIG_DEFAULT_LOG_LEVEL);
     if (strcmp(cfg->log_level, "debug") != 0 && strcmp(cfg->log_level, "info") != 0 &&
@@ -293,6 +341,12 @@ void config_print_help(FILE *out, const char *argv0)
         {"CHATD_MAX_PAYLOAD", "Engine.IO max payload (bytes, 1024..100000000)", "1000000"},
         {"CHATD_CONNECT_TIMEOUT_MS", "Socket.IO connect timeout (ms)", "45000"},
         {"CHATD_LOG_LEVEL", "debug, info, warn or error", CONFIG_DEFAULT_LOG_LEVEL},
+        {"CHATD_TOKEN_TTL_S", "lifetime of a guest token (s)", "86400"},
+        {"MATCH_NEARBY_KM", "radius of the nearby search (km)", "100"},
+        {"MATCH_WIDEN_MS", "waiting time before the search widens to nearby,country,any (ms)", "10000,20000,30000"},
+        {"MATCH_PROPOSAL_MS", "time to accept a proposal (ms)", "15000"},
+        {"MATCH_RATE_GUEST", "match requests per guest: count/seconds (0/.. disables)", "10/60"},
+        {"MATCH_RATE_IP", "match requests per client IP: count/seconds (0/.. disables)", "60/60"},
     };
     (void)argv0; /* The usage line names the installed binary, not the path it was run from. */
 

@@ -26,6 +26,12 @@ typedef struct config {
     size_t max_payload;        /* CHATD_MAX_PAYLOAD, 1000000 */
     int connect_timeout_ms;    /* CHATD_CONNECT_TIMEOUT_MS, 45000 */
     char *log_level;           /* CHATD_LOG_LEVEL, "info" */
+    int token_ttl_s;           /* CHATD_TOKEN_TTL_S, 86400 */
+    int match_nearby_km;       /* MATCH_NEARBY_KM, 100 */
+    int match_widen_ms[3];     /* MATCH_WIDEN_MS "nearby,country,any", "10000,20000,30000" */
+    int match_proposal_ms;     /* MATCH_PROPOSAL_MS, 15000 */
+    int match_rate_guest[2];   /* MATCH_RATE_GUEST "count/seconds", "10/60" */
+    int match_rate_ip[2];      /* MATCH_RATE_IP "count/seconds", "60/60" */
 } config_t;
 
 /**

@@ -197,16 +197,16 @@ int guest_token_verify(const guest_secret_t *s, const char *token, int64_t now_u
 }
 
 static const char *const adjectives[] = {
-    "Quiet",  "Brave",  "Gentle", "Clever", "Sunny",  "Lucky",   "Calm",   "Swift",  "Bright", "Curious",
-    "Jolly",  "Kind",   "Witty",  "Merry",  "Bold",   "Happy",   "Silver", "Golden", "Misty",  "Cosmic",
-    "Rapid",  "Humble", "Noble",  "Shy",    "Breezy", "Dreamy",  "Fuzzy",  "Mellow", "Nimble", "Plucky",
-    "Rosy",   "Snowy",  "Velvet", "Wild",   "Zesty",  "Amber",   "Cheery", "Dapper", "Eager",  "Fancy",
+    "Quiet", "Brave",  "Gentle", "Clever", "Sunny",  "Lucky",  "Calm",   "Swift",  "Bright", "Curious",
+    "Jolly", "Kind",   "Witty",  "Merry",  "Bold",   "Happy",  "Silver", "Golden", "Misty",  "Cosmic",
+    "Rapid", "Humble", "Noble",  "Shy",    "Breezy", "Dreamy", "Fuzzy",  "Mellow", "Nimble", "Plucky",
+    "Rosy",  "Snowy",  "Velvet", "Wild",   "Zesty",  "Amber",  "Cheery", "Dapper", "Eager",  "Fancy",
 };
 static const char *const animals[] = {
-    "Otter",   "Fox",    "Panda",   "Heron",   "Koala",   "Lynx",   "Badger", "Falcon",   "Dolphin", "Owl",
-    "Hedgehog", "Raven", "Tiger",   "Walrus",  "Beaver",  "Gecko",  "Moose",  "Penguin",  "Rabbit",  "Seal",
-    "Sparrow", "Turtle", "Wolf",    "Yak",     "Zebra",   "Bison",  "Crane",  "Ferret",   "Gazelle", "Ibis",
-    "Jaguar",  "Lemur",  "Marmot",  "Narwhal", "Ocelot",  "Puffin", "Quokka", "Squirrel", "Tapir",   "Wombat",
+    "Otter",    "Fox",    "Panda",  "Heron",   "Koala",  "Lynx",   "Badger", "Falcon",   "Dolphin", "Owl",
+    "Hedgehog", "Raven",  "Tiger",  "Walrus",  "Beaver", "Gecko",  "Moose",  "Penguin",  "Rabbit",  "Seal",
+    "Sparrow",  "Turtle", "Wolf",   "Yak",     "Zebra",  "Bison",  "Crane",  "Ferret",   "Gazelle", "Ibis",
+    "Jaguar",   "Lemur",  "Marmot", "Narwhal", "Ocelot", "Puffin", "Quokka", "Squirrel", "Tapir",   "Wombat",
 };
 
 void guest_alias(char *out, size_t outlen)

@@ -23,7 +23,6 @@
 /* The URL-safe alphabet of session and socket ids. */
 extern const char sio_b64url[];
 
-
 typedef struct sio_route {
     char *path;
     sio_route_cb cb;

@@ -30,7 +30,7 @@ export function freePort() {
   });
 }
 
-function waitForPort(port, proc) {
+export function waitForPort(port, proc) {
   return new Promise((resolve, reject) => {
     const deadline = Date.now() + 10000;
     const attempt = () => {
@@ -47,7 +47,7 @@ function waitForPort(port, proc) {
   });
 }
 
-function track(proc) {
+export function track(proc) {
   live.add(proc);
   proc.exited = new Promise((resolve) => proc.on("exit", (code, signal) => { live.delete(proc); resolve({ code, signal }); }));
   proc.stderrText = "";

@@ -1,0 +1,89 @@
+/*
+ * matcher: who is matched with whom. The state lives in Redis and changes
+ * only through one Lua script (matcher.lua, compiled in), so that any number
+ * of chatd nodes can request, accept, decline and cancel at once without a
+ * guest ever being paired twice. This side turns calls into EVALSHA commands
+ * on a worker's redis client and their replies into results.
+ *
+ * Notifications (proposal, session, expired, withdrawn...) do not come back
+ * through these calls: the script publishes them on the worker channel of
+ * the guest they concern; match_parse_event reads them.
+ */
+#ifndef NEARCHAT_MATCHER_H
+#define NEARCHAT_MATCHER_H
+#include <stdint.h>
+
+#include "../server/redis/redis.h"
+
+/* Levels of a pair and of a search, narrowest first. */
+typedef enum { MATCH_CITY = 0, MATCH_NEARBY = 1, MATCH_COUNTRY = 2, MATCH_ANY = 3 } match_level_t;
+
+typedef struct match_config {
+    int nearby_km;         /* radius of "nearby" */
+    int proposal_ms;       /* how long a proposal waits for an answer */
+    int widen_ms[3];       /* after this long waiting: nearby, country, any */
+    int ttl_s;             /* never-again lists and sessions live as long as tokens */
+    int location_ttl_s;    /* a guest's location expires unless its worker refreshes it */
+    int rate_guest_n, rate_guest_s; /* match:request bucket per guest: n per s seconds */
+    int rate_ip_n, rate_ip_s;       /* ... per client IP */
+} match_config_t;
+
+/** The script, with its SHA; initialised by match_init. */
+extern redis_script_t match_script;
+/** Computes the script's SHA. Call once before any worker starts. */
+void match_init(void);
+
+/** "city", "nearby", "country", "any". */
+const char *match_level_name(int level);
+/** Parses a scope of match:request ("city", "country", "any"); -1 for anything else. */
+int match_parse_scope(const char *s);
+
+/**
+ * A reply: `err` is NULL on success, else a protocol error code
+ * ("already_queued", "unknown_proposal", ...) or "unavailable" when Redis
+ * could not answer. `v` holds the reply's strings after the status (borrowed,
+ * valid during the callback).
+ */
+typedef struct match_reply {
+    const char *status; /* first element: "ok", "session", "banned", "err", ... */
+    const char *err;
+    int n;
+    const char *v[8];
+} match_reply_t;
+typedef void (*match_cb)(const match_reply_t *r, void *ud);
+
+/** Where a guest is, as the matcher stores it. Strings may be empty. */
+typedef struct match_guest {
+    const char *guest_id, *ip, *channel, *conn;
+    char city_id[16], city[96], country[4], lat[24], lon[24];
+} match_guest_t;
+
+/*
+ * Each call returns 0 and later calls `cb` once, or REDIS_CLIENT_ERR_DOWN at
+ * once (without calling it) when Redis is not connected.
+ */
+
+/** Registers where a guest is; the reply is "banned", "ok", or "session" sid alias city country distance started. */
+int match_hello(redis_client_t *c, const match_config_t *cfg, const match_guest_t *g, match_cb cb, void *ud);
+/** match:request; the reply is "ok" stage scope. */
+int match_request(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *ip, int scope,
+                  double max_km, match_cb cb, void *ud);
+/** Widens a waiting guest's search to `stage`; the reply is "ok" stage waited_ms scope, or "not_waiting". */
+int match_widen(redis_client_t *c, const match_config_t *cfg, const char *guest_id, int stage, match_cb cb, void *ud);
+/** match:accept; makes the session with the two aliases (what each side will see of the other). */
+int match_accept(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *proposal_id,
+                 match_cb cb, void *ud);
+int match_decline(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *proposal_id,
+                  match_cb cb, void *ud);
+/** A proposal's time is up (called by the workers of both sides; the first call wins). */
+int match_expire(redis_client_t *c, const match_config_t *cfg, const char *proposal_id, match_cb cb, void *ud);
+/**
+ * Stops a guest's waiting. With `conn` (not NULL), only while that connection
+ * is still the guest's; with `gone`, its location is dropped too.
+ */
+int match_cancel(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *conn, int gone,
+                 match_cb cb, void *ud);
+/** Refreshes the TTL of a guest's location (fire and forget). */
+int match_touch(redis_client_t *c, const match_config_t *cfg, const char *guest_id);
+
+#endif

@@ -1,0 +1,197 @@
+/*
+ * Namespace /: consent, identity (new or resumed from a token), place, and
+ * registration with Redis, then the `session` event and, for a guest with a
+ * live chat session, `user-session` with resumed: true.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../log/log.h"
+#include "internal.h"
+
+static void reject(sio_socket_t *s, const char *message)
+{
+    sio_socket_reject(s, json_pack("{s:s}", "message", message));
+}
+
+static int64_t now_unix(void)
+{
+    return (int64_t)time(NULL);
+}
+
+static json_t *json_str_or_null(const char *s)
+{
+    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+static void fill_match_guest(hub_conn_t *c, match_guest_t *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->guest_id = c->gid;
+    g->ip = c->ip;
+    g->channel = c->hw->channel;
+    g->conn = c->conn_id;
+    if (c->place.city_id != 0)
+        snprintf(g->city_id, sizeof(g->city_id), "%u", c->place.city_id);
+    snprintf(g->city, sizeof(g->city), "%s", c->place.city);
+    snprintf(g->country, sizeof(g->country), "%s", c->place.country);
+    if (c->place.has_coords) {
+        snprintf(g->lat, sizeof(g->lat), "%.4f", c->place.lat);
+        snprintf(g->lon, sizeof(g->lon), "%.4f", c->place.lon);
+    }
+}
+
+/* `user-session` from the fields of a hello or session notification. */
+json_t *hub_user_session(const char *sid, const char *alias, const char *city, const char *country, json_t *distance,
+                         int64_t started_ms, int resumed)
+{
+    return json_pack("{s:s,s:{s:s,s:o,s:o,s:o},s:I,s:b}", "sessionId", sid, "peer", "alias", alias, "city",
+                     json_str_or_null(city), "country", json_str_or_null(country), "distanceKm", distance, "startedAt",
+                     (json_int_t)started_ms, "resumed", resumed);
+}
+
+/* The CONNECT is answered: the client is told who it is and where. */
+static void finish_connect(hub_conn_t *c, const match_reply_t *r)
+{
+    hub_t *h = c->hw->hub;
+    sio_socket_accept(c->root);
+    c->accepted = 1;
+    hub_registry_add(c->hw, c);
+    char token[GUEST_TOKEN_MAX];
+    c->expires = now_unix() + h->cfg->token_ttl_s;
+    guest_token_make(&h->secret, c->gid, c->expires, token);
+    json_t *session = json_pack("{s:s,s:s,s:I,s:b,s:{s:o,s:o,s:s}}", "guestId", c->gid, "token", token, "expiresAt",
+                                (json_int_t)c->expires, "resumed", c->resumed, "geo", "city",
+                                json_str_or_null(c->place.city), "country", json_str_or_null(c->place.country),
+                                "source", c->place.source);
+    hub_emit(c, "/", "session", session);
+    json_decref(session);
+    metrics_inc(c->resumed ? h->m.guests_resumed : h->m.guests_new);
+    if (r != NULL && strcmp(r->status, "session") == 0 && r->n >= 6) {
+        json_t *d = r->v[4][0] != '\0' ? json_integer((json_int_t)floor(atof(r->v[4]) + 0.5)) : json_null();
+        json_t *us = hub_user_session(r->v[0], r->v[1], r->v[2], r->v[3], d, atoll(r->v[5]), 1);
+        hub_emit(c, "/", "user-session", us);
+        json_decref(us);
+    }
+}
+
+static void on_hello(const match_reply_t *r, void *ud)
+{
+    hub_conn_t *c = ud;
+    if (c->root == NULL) { /* the client went away while Redis answered */
+        hub_conn_unref(c);
+        return;
+    }
+    if (!c->accepted) {
+        if (strcmp(r->status, "banned") == 0) {
+            metrics_inc(c->hw->hub->m.banned);
+            sio_socket_set_data(c->root, NULL);
+            reject(c->root, "banned");
+            c->root = NULL;
+            hub_conn_unref(c); /* the socket's reference */
+        } else {
+            /* Redis failing is no reason to refuse a guest: it can chat, matching says unavailable */
+            finish_connect(c, r);
+        }
+    } else if (strcmp(r->status, "banned") == 0) {
+        sio_socket_close_connection(c->root);
+    }
+    hub_conn_unref(c);
+}
+
+void hub_guest_rehello(hub_conn_t *c)
+{
+    match_guest_t g;
+    fill_match_guest(c, &g);
+    if (match_hello(c->hw->cmd, &c->hw->hub->match, &g, on_hello, hub_conn_ref(c)) != 0)
+        hub_conn_unref(c);
+}
+
+/* Device location from the CONNECT payload, when it is two finite numbers in range. */
+static void apply_location(hub_conn_t *c, json_t *loc)
+{
+    if (!json_is_object(loc))
+        return;
+    json_t *lat = json_object_get(loc, "lat"), *lon = json_object_get(loc, "lon");
+    if (!json_is_number(lat) || !json_is_number(lon))
+        return;
+    geo_apply_device(json_number_value(lat), json_number_value(lon), &c->place);
+}
+
+static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
+{
+    hub_t *h = ud;
+    hub_worker_t *hw = sio_worker_data(sio_socket_worker(s));
+    if (!json_is_true(json_object_get(auth, "consent"))) {
+        metrics_inc(h->m.consent_refused);
+        reject(s, "consent_required");
+        return;
+    }
+    hub_conn_t *c = buf_xcalloc(1, sizeof(*c));
+    c->refs = 1; /* the socket's */
+    c->hw = hw;
+    c->root = s;
+    snprintf(c->ip, sizeof(c->ip), "%s", sio_socket_remote_addr(s));
+    snprintf(c->conn_id, sizeof(c->conn_id), "%s:%d:%llu", h->cfg->node_id, hw->index,
+             (unsigned long long)++hw->next_conn);
+    const char *token = json_string_value(json_object_get(auth, "token"));
+    int64_t exp = 0;
+    if (token != NULL && guest_token_verify(&h->secret, token, now_unix(), c->gid, &exp) == 0) {
+        c->resumed = 1;
+    } else {
+        if (json_object_get(auth, "token") != NULL)
+            metrics_inc(h->m.auth_failures);
+        guest_new_id(c->gid);
+    }
+    geo_lookup_ip(h->geo, c->ip, &c->place);
+    apply_location(c, json_object_get(auth, "location"));
+    sio_socket_set_data(s, c);
+
+    match_guest_t g;
+    fill_match_guest(c, &g);
+    if (match_hello(hw->cmd, &h->match, &g, on_hello, hub_conn_ref(c)) != 0) {
+        hub_conn_unref(c);
+        finish_connect(c, NULL);
+    }
+}
+
+static void on_cancelled(const match_reply_t *r, void *ud)
+{
+}
+
+static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
+{
+    hub_conn_t *c = sio_socket_data(s);
+    if (c == NULL)
+        return;
+    c->root = NULL;
+    hub_matching_conn_gone(c);
+    if (c->accepted) {
+        hub_worker_t *hw = c->hw;
+        /* only while this connection is still the guest's: it may have moved on */
+        match_cancel(hw->cmd, &hw->hub->match, c->gid, c->conn_id, 1, on_cancelled, NULL);
+    }
+    hub_registry_remove(c->hw, c);
+    hub_conn_unref(c);
+}
+
+void hub_require_root(sio_socket_t *s, json_t *auth, void *ud)
+{
+    if (hub_conn_of(s) == NULL) {
+        reject(s, "not_authenticated");
+        return;
+    }
+    sio_socket_accept(s);
+}
+
+void hub_guests_attach(hub_t *h, sio_server_t *srv)
+{
+    sio_nsp_t *root = sio_server_of(srv, "/");
+    sio_nsp_on_connect(root, on_root_connect, h);
+    sio_nsp_on_disconnect(root, on_root_disconnect, h);
+    sio_nsp_t *chat = sio_server_of(srv, "/chat");
+    sio_nsp_on_connect(chat, hub_require_root, h);
+}

@@ -1,0 +1,291 @@
+/*
+ * The hub's skeleton: configuration at start, the per-worker state (Redis
+ * connections, the worker's pub/sub channel, the registry of its guests),
+ * and the dispatch of notifications that other nodes published for them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../log/log.h"
+#include "internal.h"
+
+#define TOUCH_INTERVAL_MS 10000
+#define LOCATION_TTL_S 30
+
+hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
+{
+    hub_t *h = buf_xcalloc(1, sizeof(*h));
+    h->cfg = cfg;
+    int created = 0, e = 0;
+    if (guest_secret_load(cfg->secret_file, &h->secret, &created, err, errlen) != 0)
+        goto Error;
+    if (created)
+        log_warn("created a new token secret; share this file with every node",
+                 json_pack("{s:s}", "file", cfg->secret_file));
+    if (cfg->geoip_db != NULL) {
+        char why[256];
+        h->geo = geo_db_open(cfg->geoip_db, &e, why, sizeof(why));
+        if (h->geo == NULL)
+            log_warn("geo database unusable: every guest is placed \"unknown\"",
+                     json_pack("{s:s,s:s}", "file", cfg->geoip_db, "error", why));
+    } else {
+        log_warn("no GEOIP_DB: every guest is placed \"unknown\"", NULL);
+    }
+    char why[256];
+    h->proxies = geo_proxies_parse(cfg->trusted_proxies, &e, why, sizeof(why));
+    if (h->proxies == NULL) {
+        snprintf(err, errlen, "TRUSTED_PROXIES: %s", why);
+        goto Error;
+    }
+    if (redis_target_parse(cfg->redis_url, &h->redis, err, errlen) != 0)
+        goto Error;
+    h->match = (match_config_t){
+        .nearby_km = cfg->match_nearby_km,
+        .proposal_ms = cfg->match_proposal_ms,
+        .widen_ms = {cfg->match_widen_ms[0], cfg->match_widen_ms[1], cfg->match_widen_ms[2]},
+        .ttl_s = cfg->token_ttl_s,
+        .location_ttl_s = LOCATION_TTL_S,
+        .rate_guest_n = cfg->match_rate_guest[0],
+        .rate_guest_s = cfg->match_rate_guest[1],
+        .rate_ip_n = cfg->match_rate_ip[0],
+        .rate_ip_s = cfg->match_rate_ip[1],
+    };
+    match_init();
+    h->scripts[0] = &match_script;
+    h->scripts[1] = NULL;
+    hub_metrics_t *m = &h->m;
+    m->guests_new = metrics_counter("chatd_guests_total", "kind=\"new\"", "Guests that connected to /");
+    m->guests_resumed = metrics_counter("chatd_guests_total", "kind=\"resumed\"", "Guests that connected to /");
+    m->auth_failures = metrics_counter("chatd_auth_failures_total", NULL, "Tokens refused (forged, expired, malformed)");
+    m->consent_refused = metrics_counter("chatd_consent_refused_total", NULL, "CONNECTs without consent");
+    m->banned = metrics_counter("chatd_banned_connects_total", NULL, "CONNECTs refused as banned");
+    m->match_requests = metrics_counter("chatd_match_requests_total", NULL, "match:request events");
+    m->match_errors = metrics_counter("chatd_match_errors_total", NULL, "match:request answered with an error");
+    m->rate_limited = metrics_counter("chatd_rate_limited_total", "what=\"match\"", "Requests refused by a token bucket");
+    m->proposals = metrics_counter("chatd_match_proposals_total", NULL, "Proposals sent to waiting guests");
+    m->matches = metrics_counter("chatd_matches_total", NULL, "Sessions made by the matcher (counted per guest)");
+    m->expired = metrics_counter("chatd_match_proposals_expired_total", NULL, "Proposals left unanswered");
+    m->declined = metrics_counter("chatd_match_proposals_declined_total", NULL, "Proposals declined");
+    m->waiting = metrics_gauge("chatd_match_waiting", NULL, "Guests of this node waiting for a match");
+    m->redis_down = metrics_counter("chatd_redis_disconnects_total", NULL, "Redis connections lost");
+    return h;
+Error:
+    hub_free(h);
+    return NULL;
+}
+
+void hub_free(hub_t *h)
+{
+    if (h == NULL)
+        return;
+    geo_db_close(h->geo);
+    geo_proxies_free(h->proxies);
+    free(h);
+}
+
+void hub_resolve_addr(void *hub, const char *peer, const char *xff, char *out, size_t outlen)
+{
+    hub_t *h = hub;
+    geo_client_ip(h->proxies, peer, xff, out, outlen);
+}
+
+/* ---- connections and the registry ---- */
+
+hub_conn_t *hub_conn_ref(hub_conn_t *c)
+{
+    c->refs++;
+    return c;
+}
+
+void hub_conn_unref(hub_conn_t *c)
+{
+    if (--c->refs > 0)
+        return;
+    sio_timer_free(c->widen);
+    sio_timer_free(c->proposal);
+    sio_timer_free(c->proposing);
+    free(c);
+}
+
+static size_t bucket_of(const char *gid)
+{
+    uint32_t h = 2166136261u; /* FNV-1a: ids are random already, this only spreads them */
+    for (const char *p = gid; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h % HUB_REGISTRY_BUCKETS;
+}
+
+hub_conn_t *hub_registry_find(hub_worker_t *hw, const char *gid)
+{
+    for (hub_conn_t *c = hw->registry[bucket_of(gid)]; c != NULL; c = c->hnext)
+        if (strcmp(c->gid, gid) == 0)
+            return c;
+    return NULL;
+}
+
+void hub_registry_remove(hub_worker_t *hw, hub_conn_t *c)
+{
+    if (!c->registered)
+        return;
+    for (hub_conn_t **pp = &hw->registry[bucket_of(c->gid)]; *pp != NULL; pp = &(*pp)->hnext)
+        if (*pp == c) {
+            *pp = c->hnext;
+            break;
+        }
+    c->registered = 0;
+    c->hnext = NULL;
+    hub_conn_unref(c);
+}
+
+void hub_registry_add(hub_worker_t *hw, hub_conn_t *c)
+{
+    /* the newest connection of a guest on this worker is the one that hears from it */
+    hub_conn_t *old = hub_registry_find(hw, c->gid);
+    if (old != NULL)
+        hub_registry_remove(hw, old);
+    size_t b = bucket_of(c->gid);
+    c->hnext = hw->registry[b];
+    hw->registry[b] = hub_conn_ref(c);
+    c->registered = 1;
+}
+
+hub_conn_t *hub_conn_of(sio_socket_t *s)
+{
+    sio_socket_t *root = strcmp(sio_socket_nsp(s), "/") == 0 ? s : sio_socket_sibling(s, "/");
+    if (root == NULL)
+        return NULL;
+    hub_conn_t *c = sio_socket_data(root);
+    return c != NULL && c->accepted ? c : NULL;
+}
+
+void hub_emit(hub_conn_t *c, const char *nsp, const char *event, json_t *payload)
+{
+    if (c->root == NULL)
+        return;
+    sio_socket_t *s = strcmp(nsp, "/") == 0 ? c->root : sio_socket_sibling(c->root, nsp);
+    if (s == NULL)
+        return;
+    json_t *args = json_pack("[O]", payload);
+    sio_socket_emit(s, event, args);
+    json_decref(args);
+}
+
+void hub_ack(sio_socket_t *s, int64_t ack_id, json_t *obj)
+{
+    if (ack_id >= 0) {
+        json_t *args = json_pack("[O]", obj);
+        sio_socket_ack(s, ack_id, args);
+        json_decref(args);
+    }
+    json_decref(obj);
+}
+
+void hub_ack_error(sio_socket_t *s, int64_t ack_id, const char *code)
+{
+    hub_ack(s, ack_id, json_pack("{s:b,s:s}", "ok", 0, "error", code));
+}
+
+/* ---- the worker's Redis ---- */
+
+static void on_cmd_state(int up, void *ud)
+{
+    hub_worker_t *hw = ud;
+    atomic_store(&hw->hub->redis_up[hw->index], up);
+    if (!up) {
+        metrics_inc(hw->hub->m.redis_down);
+        return;
+    }
+    /* Redis came back (or was restarted empty): tell it again where our guests are */
+    for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
+        for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext)
+            hub_guest_rehello(c);
+}
+
+/* A notification published by the matcher (any node) for a guest of this worker. */
+static void on_channel_message(const char *channel, const char *msg, size_t len, void *ud)
+{
+    hub_worker_t *hw = ud;
+    json_error_t jerr;
+    json_t *m = json_loadb(msg, len, 0, &jerr);
+    const char *type = json_string_value(json_object_get(m, "t"));
+    const char *gid = json_string_value(json_object_get(m, "g"));
+    if (type == NULL || gid == NULL) {
+        log_warn("malformed notification", json_pack("{s:s}", "channel", channel));
+        json_decref(m);
+        return;
+    }
+    hub_conn_t *c = hub_registry_find(hw, gid);
+    if (c != NULL && c->root != NULL)
+        hub_matching_on_event(hw, c, type, m);
+    json_decref(m);
+}
+
+static void on_touch(sio_timer_t *t, void *ud)
+{
+    hub_worker_t *hw = ud;
+    if (redis_client_up(hw->cmd))
+        for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
+            for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext)
+                match_touch(hw->cmd, &hw->hub->match, c->gid);
+    sio_timer_start(t, TOUCH_INTERVAL_MS);
+}
+
+static void worker_start(sio_worker_t *w, void *ud)
+{
+    hub_t *h = ud;
+    hub_worker_t *hw = buf_xcalloc(1, sizeof(*hw));
+    hw->hub = h;
+    hw->w = w;
+    hw->index = sio_worker_index(w);
+    snprintf(hw->channel, sizeof(hw->channel), "nc:w:%s:%d", h->cfg->node_id, hw->index);
+    sio_worker_set_data(w, hw);
+    hw->cmd = redis_client_new(w, &h->redis, h->scripts, on_cmd_state, NULL, hw);
+    hw->sub = redis_client_new(w, &h->redis, NULL, NULL, on_channel_message, hw);
+    redis_subscribe(hw->sub, hw->channel);
+    hw->touch = sio_timer_new(w, on_touch, hw);
+    sio_timer_start(hw->touch, TOUCH_INTERVAL_MS);
+    atomic_fetch_add(&h->workers_started, 1);
+}
+
+static void worker_stop(sio_worker_t *w, void *ud)
+{
+    hub_worker_t *hw = sio_worker_data(w);
+    if (hw == NULL)
+        return;
+    /* sessions are closed by now; their last commands are queued ahead of the close */
+    for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
+        while (hw->registry[b] != NULL)
+            hub_registry_remove(hw, hw->registry[b]);
+    sio_timer_free(hw->touch);
+    redis_client_free(hw->sub);
+    redis_client_free(hw->cmd);
+    atomic_store(&hw->hub->redis_up[hw->index], 0);
+    sio_worker_set_data(w, NULL);
+    free(hw);
+}
+
+static void route_readyz(void *ud, const char *method, const char *path, sio_http_response_t *res)
+{
+    hub_t *h = ud;
+    int up = atomic_load(&h->workers_started) > 0;
+    for (int i = 0; i < h->nworkers; i++)
+        if (!atomic_load(&h->redis_up[i]))
+            up = 0;
+    res->content_type = "application/json";
+    res->status = up ? 200 : 503;
+    json_t *body = json_pack("{s:b,s:{s:s}}", "ready", up, "dependencies", "redis", up ? "up" : "down");
+    char *text = json_dumps(body, JSON_COMPACT);
+    buf_append_str(&res->body, text);
+    free(text);
+    json_decref(body);
+}
+
+void hub_attach(hub_t *h, sio_server_t *srv)
+{
+    h->nworkers = h->cfg->workers;
+    sio_server_on_worker(srv, worker_start, worker_stop, h);
+    sio_server_route(srv, "/readyz", route_readyz, h);
+    hub_guests_attach(h, srv);
+    hub_matching_attach(h, srv);
+}

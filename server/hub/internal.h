@@ -1,0 +1,109 @@
+/* hub internals shared by its files; nothing outside server/hub includes this. */
+#ifndef NEARCHAT_HUB_INTERNAL_H
+#define NEARCHAT_HUB_INTERNAL_H
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "../../geo/geo.h"
+#include "../../matcher/matcher.h"
+#include "../guest/guest.h"
+#include "../metrics/metrics.h"
+#include "../redis/redis.h"
+#include "hub.h"
+
+#define HUB_MAX_WORKERS 256
+#define HUB_REGISTRY_BUCKETS 4096
+
+typedef struct hub_worker hub_worker_t;
+
+typedef struct hub_metrics {
+    metrics_value_t *guests_new, *guests_resumed, *auth_failures, *consent_refused, *banned;
+    metrics_value_t *match_requests, *match_errors, *proposals, *matches, *expired, *declined, *rate_limited;
+    metrics_value_t *waiting, *redis_down;
+} hub_metrics_t;
+
+struct hub {
+    const config_t *cfg;
+    guest_secret_t secret;
+    geo_db_t *geo;
+    geo_proxies_t *proxies;
+    redis_target_t redis;
+    match_config_t match;
+    hub_metrics_t m;
+    redis_script_t *scripts[2];
+    int nworkers;
+    atomic_int redis_up[HUB_MAX_WORKERS]; /* per worker: its command connection is up */
+    atomic_int workers_started;
+};
+
+/*
+ * One guest connection: what the CONNECT to / established. Shared by the
+ * socket of / (its data) and by every Redis call in flight for it, hence
+ * counted references; `root` is NULL once the connection is gone.
+ */
+typedef struct hub_conn {
+    unsigned refs;
+    hub_worker_t *hw;
+    sio_socket_t *root;
+    int accepted;
+    char gid[GUEST_ID_LEN + 1];
+    char conn_id[96];
+    char ip[64];
+    int64_t expires;
+    int resumed;
+    geo_place_t place;
+    /* matching */
+    sio_timer_t *widen;
+    int widen_stage, widen_scope;
+    uint64_t widen_t0; /* loop time of the request */
+    sio_timer_t *proposal; /* as the proposed guest: its answer's deadline */
+    char proposal_id[GUEST_ID_LEN + 1];
+    sio_timer_t *proposing; /* as the requester: a backup deadline */
+    char proposing_id[GUEST_ID_LEN + 1];
+    struct hub_conn *hnext; /* registry chain */
+    int registered;
+} hub_conn_t;
+
+struct hub_worker {
+    hub_t *hub;
+    sio_worker_t *w;
+    int index;
+    redis_client_t *cmd, *sub;
+    char channel[160];
+    uint64_t next_conn;
+    hub_conn_t *registry[HUB_REGISTRY_BUCKETS];
+    sio_timer_t *touch;
+};
+
+/* hub.c */
+hub_conn_t *hub_conn_ref(hub_conn_t *c);
+void hub_conn_unref(hub_conn_t *c);
+void hub_registry_add(hub_worker_t *hw, hub_conn_t *c);
+void hub_registry_remove(hub_worker_t *hw, hub_conn_t *c);
+hub_conn_t *hub_registry_find(hub_worker_t *hw, const char *gid);
+/** Emits on the socket of namespace `nsp` of the connection, if it is connected there. */
+void hub_emit(hub_conn_t *c, const char *nsp, const char *event, json_t *payload);
+/** The hub connection behind any socket of a connection whose / was accepted, or NULL. */
+hub_conn_t *hub_conn_of(sio_socket_t *s);
+/** Answers an ack with {"ok":false,"error":code}. */
+void hub_ack_error(sio_socket_t *s, int64_t ack_id, const char *code);
+/** Answers an ack with `obj` (stolen). */
+void hub_ack(sio_socket_t *s, int64_t ack_id, json_t *obj);
+
+/* guests.c: namespace / */
+void hub_guests_attach(hub_t *h, sio_server_t *srv);
+/** The `user-session` payload (takes `distance`). */
+json_t *hub_user_session(const char *sid, const char *alias, const char *city, const char *country, json_t *distance,
+                         int64_t started_ms, int resumed);
+/** Registers a connection with Redis again (after Redis came back). */
+void hub_guest_rehello(hub_conn_t *c);
+/** Guarded namespace connect for /match and /chat: only after / was accepted. */
+void hub_require_root(sio_socket_t *s, json_t *auth, void *ud);
+
+/* matching.c: namespace /match and the matcher's notifications */
+void hub_matching_attach(hub_t *h, sio_server_t *srv);
+void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
+void hub_matching_conn_gone(hub_conn_t *c);
+
+#endif

@@ -1,0 +1,39 @@
+// Guests driven by the official socket.io-client: one Manager (one Engine.IO
+// connection) per guest, namespace / first, then /match once / is accepted.
+import { Manager } from "socket.io-client";
+
+// Resolves with the first `event` on `socket`, or rejects after `ms`.
+export function next(socket, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
+    socket.once(event, (...args) => { clearTimeout(timer); resolve(args[0]); });
+  });
+}
+
+// Collects every `event` on `socket` into an array, to assert on later.
+export function record(socket, event) {
+  const seen = [];
+  socket.on(event, (p) => seen.push(p));
+  return seen;
+}
+
+export async function connectGuest(t, url, { xff, token, location, consent = true, transports = ["websocket"] } = {}) {
+  const manager = new Manager(url, {
+    transports, forceNew: true, reconnection: false,
+    extraHeaders: xff ? { "X-Forwarded-For": xff } : undefined,
+  });
+  const auth = { consent };
+  if (token !== undefined) auth.token = token;
+  if (location !== undefined) auth.location = location;
+  const root = manager.socket("/", { auth });
+  t.after(() => { root.disconnect(); manager.engine?.close(); });
+  const session = await Promise.race([
+    next(root, "session"),
+    next(root, "connect_error").then((e) => { throw Object.assign(new Error(e.message), { data: e.data }); }),
+  ]);
+  const userSessions = record(root, "user-session");
+  const match = manager.socket("/match");
+  await next(match, "connect");
+  const ask = (event, payload) => match.timeout(5000).emitWithAck(event, payload);
+  return { manager, root, match, session, userSessions, ask };
+}
