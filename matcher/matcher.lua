@@ -87,15 +87,31 @@ local function enqueue(g, p, since)
   if lat and math.abs(lat) <= 85.05 then redis.call('GEOADD', P .. 'geo', lon, lat, g) end
 end
 
--- Takes a guest out of every queue; `p` may be nil when its profile expired.
-local function dequeue(g, w)
+-- Takes a guest out of the queues (it stays "in" the matcher while a
+-- proposal is open, but out of every scan); `w` is its waiting record.
+local function unqueue(g, w)
   redis.call('ZREM', P .. 'qa', g)
   redis.call('ZREM', P .. 'geo', g)
   if w then
     if w.city and w.city ~= '' then redis.call('ZREM', P .. 'qc:' .. w.city, g) end
     if w.cc and w.cc ~= '' then redis.call('ZREM', P .. 'qn:' .. w.cc, g) end
   end
+end
+
+-- Takes a guest out of matching altogether.
+local function dequeue(g, w)
+  unqueue(g, w)
   redis.call('DEL', P .. 'w:' .. g)
+end
+
+-- Back to waiting, at the place it had (its original time).
+local function requeue(g)
+  local key = P .. 'w:' .. g
+  local w = hgetall(key)
+  if not w then return false end
+  redis.call('HSET', key, 'state', 'waiting', 'pid', '')
+  enqueue(g, w, tonumber(w.since))
+  return true
 end
 
 -- Is this guest gone (its worker stopped refreshing it)? Then clean it up.
@@ -173,6 +189,8 @@ local function search(r, cfg)
   redis.call('PEXPIRE', P .. 'p:' .. pid, cfg.proposal_ms + 60000)
   redis.call('HSET', P .. 'w:' .. r, 'state', 'proposing', 'pid', pid)
   redis.call('HSET', P .. 'w:' .. best, 'state', 'proposed', 'pid', pid)
+  unqueue(r, rw)
+  unqueue(best, hgetall(P .. 'w:' .. best))
   publish(best, {t = 'proposal', pid = pid, city = rp.cname, cc = rp.cc,
                  d = d and math.floor(d + 0.5) or cjson.null, ms = cfg.proposal_ms})
   publish(r, {t = 'proposing', pid = pid, ms = cfg.proposal_ms})
@@ -182,11 +200,7 @@ end
 -- A proposal ended without a session: the requester goes back to waiting at
 -- its old place and searches again.
 local function requester_back(r, cfg)
-  local rw = P .. 'w:' .. r
-  if redis.call('EXISTS', rw) == 1 then
-    redis.call('HSET', rw, 'state', 'waiting', 'pid', '')
-    search(r, cfg)
-  end
+  if requeue(r) then search(r, cfg) end
 end
 
 local op = ARGV[1]
@@ -246,7 +260,7 @@ if op == 'request' then
   local scope = effective_scope(p, tonumber(ARGV[3]))
   local stage = math.min(first_stage(p), scope)
   redis.call('HSET', P .. 'w:' .. g, 'since', now, 'scope', scope, 'stage', stage, 'maxkm', ARGV[4],
-             'state', 'waiting', 'pid', '', 'city', p.city, 'cc', p.cc)
+             'state', 'waiting', 'pid', '', 'city', p.city, 'cc', p.cc, 'lat', p.lat, 'lon', p.lon)
   redis.call('EXPIRE', P .. 'w:' .. g, 86400)
   enqueue(g, p, now)
   search(g, cfg)
@@ -305,7 +319,7 @@ if op == 'decline' then
   if not p or p.t ~= g then return {'ok'} end
   never(p.r, g, tonumber(ARGV[4]))
   redis.call('DEL', P .. 'p:' .. pid)
-  if redis.call('EXISTS', P .. 'w:' .. g) == 1 then redis.call('HSET', P .. 'w:' .. g, 'state', 'waiting', 'pid', '') end
+  requeue(g)
   requester_back(p.r, cfg)
   cfg.pid = cfg.pid .. 'b'
   search(g, cfg)
@@ -346,8 +360,7 @@ if op == 'cancel' then
     local p = hgetall(P .. 'p:' .. w.pid)
     redis.call('DEL', P .. 'p:' .. w.pid)
     if p and p.r == g then
-      local tw = P .. 'w:' .. p.t
-      if redis.call('EXISTS', tw) == 1 then redis.call('HSET', tw, 'state', 'waiting', 'pid', '') end
+      requeue(p.t)
       publish(p.t, {t = 'withdrawn', pid = w.pid})
       dequeue(g, w)
       search(p.t, cfg)

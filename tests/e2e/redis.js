@@ -99,3 +99,43 @@ export async function startRedis(t) {
   await srv.start();
   return srv;
 }
+
+// A pattern subscriber: every published message whose channel matches is
+// kept, parsed as JSON; take(pred) resolves with the first one that matches.
+export async function redisSubscriber(port, pattern) {
+  const sock = net.connect(port, "127.0.0.1");
+  let buf = Buffer.alloc(0);
+  const seen = [];
+  const waiters = [];
+  let ready;
+  const subscribed = new Promise((r) => { ready = r; });
+  sock.on("data", (d) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const r = parse(buf, 0);
+      if (!r) break;
+      buf = buf.subarray(r[1]);
+      const [kind, , channel, payload] = r[0];
+      if (kind === "psubscribe") ready();
+      if (kind !== "pmessage") continue;
+      const msg = { channel, ...JSON.parse(payload) };
+      seen.push(msg);
+      for (const w of [...waiters]) if (w.pred(msg)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(msg); }
+    }
+  });
+  sock.write(encode(["PSUBSCRIBE", pattern]));
+  await subscribed;
+  return {
+    seen,
+    take(pred, ms = 5000) {
+      const found = seen.find(pred);
+      if (found) return Promise.resolve(found);
+      return new Promise((resolve, reject) => {
+        const w = { pred, resolve: (m) => { clearTimeout(timer); resolve(m); } };
+        const timer = setTimeout(() => { waiters.splice(waiters.indexOf(w), 1); reject(new Error("no such message")); }, ms);
+        waiters.push(w);
+      });
+    },
+    close() { sock.destroy(); },
+  };
+}
