@@ -96,8 +96,8 @@ int match_hello(redis_client_t *c, const match_config_t *cfg, const match_guest_
 {
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", cfg->location_ttl_s);
-    const char *args[] = {"hello",    g->guest_id, g->ip,      g->channel, g->conn, g->city_id,
-                          g->city,    g->country,  g->lat,     g->lon,     ttl};
+    const char *args[] = {"hello", g->guest_id, g->ip,  g->channel, g->conn, g->city_id,
+                          g->city, g->country,  g->lat, g->lon,     ttl};
     return eval(c, 11, args, cb, ud);
 }
 
@@ -169,7 +169,8 @@ int match_cancel(redis_client_t *c, const match_config_t *cfg, const char *guest
 {
     search_args_t a;
     search_args(cfg, &a);
-    const char *args[] = {"cancel", guest_id, conn != NULL ? conn : "", a.nearby, a.proposal, a.pid, gone ? "gone" : ""};
+    const char *args[] = {"cancel",   guest_id, conn != NULL ? conn : "", a.nearby,
+                          a.proposal, a.pid,    gone ? "gone" : ""};
     return eval(c, 7, args, cb, ud);
 }
 

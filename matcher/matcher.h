@@ -19,11 +19,11 @@
 typedef enum { MATCH_CITY = 0, MATCH_NEARBY = 1, MATCH_COUNTRY = 2, MATCH_ANY = 3 } match_level_t;
 
 typedef struct match_config {
-    int nearby_km;         /* radius of "nearby" */
-    int proposal_ms;       /* how long a proposal waits for an answer */
-    int widen_ms[3];       /* after this long waiting: nearby, country, any */
-    int ttl_s;             /* never-again lists and sessions live as long as tokens */
-    int location_ttl_s;    /* a guest's location expires unless its worker refreshes it */
+    int nearby_km;                  /* radius of "nearby" */
+    int proposal_ms;                /* how long a proposal waits for an answer */
+    int widen_ms[3];                /* after this long waiting: nearby, country, any */
+    int ttl_s;                      /* never-again lists and sessions live as long as tokens */
+    int location_ttl_s;             /* a guest's location expires unless its worker refreshes it */
     int rate_guest_n, rate_guest_s; /* match:request bucket per guest: n per s seconds */
     int rate_ip_n, rate_ip_s;       /* ... per client IP */
 } match_config_t;

@@ -275,9 +275,13 @@ if op == 'widen' then
   local w = hgetall(P .. 'w:' .. g)
   if not w then return {'not_waiting'} end
   local stage = math.min(tonumber(ARGV[3]), tonumber(w.scope))
+  local waited = now_ms() - tonumber(w.since)
   if stage > tonumber(w.stage) then redis.call('HSET', P .. 'w:' .. g, 'stage', stage) end
+  -- told on the guest's channel, so that it comes before any proposal this search makes;
+  -- a guest in a proposal hears nothing of it
+  if w.state == 'waiting' then publish(g, {t = 'waiting', stage = stage, waited = waited}) end
   search(g, cfg)
-  return {'ok', tostring(stage), tostring(now_ms() - tonumber(w.since)), w.scope}
+  return {'ok', tostring(stage), tostring(waited), w.scope}
 end
 
 -- accept gid pid sid alias_of_requester alias_of_target ttl_s nearby_km proposal_ms pid2
@@ -287,7 +291,7 @@ if op == 'accept' then
   local p = hgetall(P .. 'p:' .. pid)
   if not p or p.t ~= g then return {'err', 'unknown_proposal'} end
   local now = now_ms()
-  if now > tonumber(p.exp) then return {'err', 'expired'} end
+  if p.x == '1' or now > tonumber(p.exp) then return {'err', 'expired'} end
   local r = p.r
   local rw = hgetall(P .. 'w:' .. r)
   if not rw or rw.pid ~= pid or stale(r) then
@@ -316,12 +320,12 @@ if op == 'decline' then
   local g, pid = ARGV[2], ARGV[3]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
   local p = hgetall(P .. 'p:' .. pid)
-  if not p or p.t ~= g then return {'ok'} end
+  if not p or p.t ~= g or p.x == '1' then return {'ok'} end
   never(p.r, g, tonumber(ARGV[4]))
   redis.call('DEL', P .. 'p:' .. pid)
   requeue(g)
   requester_back(p.r, cfg)
-  cfg.pid = cfg.pid .. 'b'
+  cfg.pid = string.sub(cfg.pid, 2) .. 'A'
   search(g, cfg)
   return {'ok'}
 end
@@ -332,10 +336,11 @@ if op == 'expire' then
   local pid = ARGV[2]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
   local p = hgetall(P .. 'p:' .. pid)
-  if not p then return {'gone'} end
+  if not p or p.x == '1' then return {'gone'} end
   if now_ms() + 50 < tonumber(p.exp) then return {'early'} end
   never(p.r, p.t, tonumber(ARGV[3]))
-  redis.call('DEL', P .. 'p:' .. pid)
+  -- kept a little while, so that a late accept hears "expired" rather than "unknown"
+  redis.call('HSET', P .. 'p:' .. pid, 'x', '1')
   dequeue(p.t, hgetall(P .. 'w:' .. p.t))
   publish(p.t, {t = 'expired', pid = pid})
   requester_back(p.r, cfg)

@@ -63,10 +63,10 @@ static void finish_connect(hub_conn_t *c, const match_reply_t *r)
     char token[GUEST_TOKEN_MAX];
     c->expires = now_unix() + h->cfg->token_ttl_s;
     guest_token_make(&h->secret, c->gid, c->expires, token);
-    json_t *session = json_pack("{s:s,s:s,s:I,s:b,s:{s:o,s:o,s:s}}", "guestId", c->gid, "token", token, "expiresAt",
-                                (json_int_t)c->expires, "resumed", c->resumed, "geo", "city",
-                                json_str_or_null(c->place.city), "country", json_str_or_null(c->place.country),
-                                "source", c->place.source);
+    json_t *session =
+        json_pack("{s:s,s:s,s:I,s:b,s:{s:o,s:o,s:s}}", "guestId", c->gid, "token", token, "expiresAt",
+                  (json_int_t)c->expires, "resumed", c->resumed, "geo", "city", json_str_or_null(c->place.city),
+                  "country", json_str_or_null(c->place.country), "source", c->place.source);
     hub_emit(c, "/", "session", session);
     json_decref(session);
     metrics_inc(c->resumed ? h->m.guests_resumed : h->m.guests_new);
@@ -158,9 +158,7 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
     }
 }
 
-static void on_cancelled(const match_reply_t *r, void *ud)
-{
-}
+static void on_cancelled(const match_reply_t *r, void *ud) {}
 
 static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
 {

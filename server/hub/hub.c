@@ -57,12 +57,14 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
     hub_metrics_t *m = &h->m;
     m->guests_new = metrics_counter("chatd_guests_total", "kind=\"new\"", "Guests that connected to /");
     m->guests_resumed = metrics_counter("chatd_guests_total", "kind=\"resumed\"", "Guests that connected to /");
-    m->auth_failures = metrics_counter("chatd_auth_failures_total", NULL, "Tokens refused (forged, expired, malformed)");
+    m->auth_failures =
+        metrics_counter("chatd_auth_failures_total", NULL, "Tokens refused (forged, expired, malformed)");
     m->consent_refused = metrics_counter("chatd_consent_refused_total", NULL, "CONNECTs without consent");
     m->banned = metrics_counter("chatd_banned_connects_total", NULL, "CONNECTs refused as banned");
     m->match_requests = metrics_counter("chatd_match_requests_total", NULL, "match:request events");
     m->match_errors = metrics_counter("chatd_match_errors_total", NULL, "match:request answered with an error");
-    m->rate_limited = metrics_counter("chatd_rate_limited_total", "what=\"match\"", "Requests refused by a token bucket");
+    m->rate_limited =
+        metrics_counter("chatd_rate_limited_total", "what=\"match\"", "Requests refused by a token bucket");
     m->proposals = metrics_counter("chatd_match_proposals_total", NULL, "Proposals sent to waiting guests");
     m->matches = metrics_counter("chatd_matches_total", NULL, "Sessions made by the matcher (counted per guest)");
     m->expired = metrics_counter("chatd_match_proposals_expired_total", NULL, "Proposals left unanswered");

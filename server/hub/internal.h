@@ -56,7 +56,7 @@ typedef struct hub_conn {
     /* matching */
     sio_timer_t *widen;
     int widen_stage, widen_scope;
-    uint64_t widen_t0; /* loop time of the request */
+    uint64_t widen_t0;     /* loop time of the request */
     sio_timer_t *proposal; /* as the proposed guest: its answer's deadline */
     char proposal_id[GUEST_ID_LEN + 1];
     sio_timer_t *proposing; /* as the requester: a backup deadline */

@@ -67,11 +67,7 @@ static void on_widened(const match_reply_t *r, void *ud)
     hub_conn_t *c = ud;
     if (c->root != NULL && r->err == NULL && strcmp(r->status, "ok") == 0 && r->n >= 2) {
         c->widen_stage = atoi(r->v[0]);
-        json_t *w = json_pack("{s:s,s:I}", "scope", match_level_name(c->widen_stage), "waitedMs",
-                              (json_int_t)atoll(r->v[1]));
-        hub_emit(c, "/match", "match:waiting", w);
-        json_decref(w);
-        schedule_widen(c);
+        schedule_widen(c); /* match:waiting comes through the guest's channel */
     }
     hub_conn_unref(c);
 }
@@ -170,7 +166,8 @@ static void on_request(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     json_t *p = payload_of(args);
     int scope = MATCH_ANY;
     double max_km = 0;
-    json_t *js = p != NULL ? json_object_get(p, "scope") : NULL, *jd = p != NULL ? json_object_get(p, "maxDistanceKm") : NULL;
+    json_t *js = p != NULL ? json_object_get(p, "scope") : NULL,
+           *jd = p != NULL ? json_object_get(p, "maxDistanceKm") : NULL;
     int ok = p != NULL;
     if (ok && js != NULL && !json_is_null(js))
         ok = json_is_string(js) && (scope = match_parse_scope(json_string_value(js))) >= 0;
@@ -309,6 +306,12 @@ void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, js
             json_is_number(d) ? json_incref(d) : json_null(), json_integer_value(json_object_get(m, "started")), 0);
         hub_emit(c, "/", "user-session", us);
         json_decref(us);
+    } else if (strcmp(type, "waiting") == 0) {
+        json_t *w =
+            json_pack("{s:s,s:I}", "scope", match_level_name((int)json_integer_value(json_object_get(m, "stage"))),
+                      "waitedMs", json_integer_value(json_object_get(m, "waited")));
+        hub_emit(c, "/match", "match:waiting", w);
+        json_decref(w);
     } else if (strcmp(type, "expired") == 0) {
         stop_timers(c);
         json_t *ev = json_object();

@@ -17,21 +17,23 @@ export function record(socket, event) {
   return seen;
 }
 
-export async function connectGuest(t, url, { xff, token, location, consent = true, transports = ["websocket"] } = {}) {
+export async function connectGuest(t, url, opts = {}) {
+  const { xff, token, location, transports = ["websocket"] } = opts;
+  const consent = "consent" in opts ? opts.consent : true;
   const manager = new Manager(url, {
     transports, forceNew: true, reconnection: false,
     extraHeaders: xff ? { "X-Forwarded-For": xff } : undefined,
   });
-  const auth = { consent };
+  const auth = consent === undefined ? {} : { consent };
   if (token !== undefined) auth.token = token;
   if (location !== undefined) auth.location = location;
   const root = manager.socket("/", { auth });
+  const userSessions = record(root, "user-session"); // it may come right behind session
   t.after(() => { root.disconnect(); manager.engine?.close(); });
   const session = await Promise.race([
     next(root, "session"),
     next(root, "connect_error").then((e) => { throw Object.assign(new Error(e.message), { data: e.data }); }),
   ]);
-  const userSessions = record(root, "user-session");
   const match = manager.socket("/match");
   await next(match, "connect");
   const ask = (event, payload) => match.timeout(5000).emitWithAck(event, payload);

@@ -65,10 +65,10 @@ export async function stop(proc) {
 }
 
 // Starts build/chatd on a free port; `env` overrides configuration.
-export async function startChatd(t, env = {}) {
+export async function startChatd(t, env = {}, { secret = randomBytes(40).toString("hex") } = {}) {
   const port = await freePort();
   const dir = mkdtempSync(path.join(os.tmpdir(), "chatd-"));
-  writeFileSync(path.join(dir, "secret"), randomBytes(40).toString("hex"));
+  writeFileSync(path.join(dir, "secret"), secret);
   const proc = track(spawn(path.join(build, "chatd"), [], {
     cwd: dir,
     env: { ...process.env, CHATD_LISTEN: `127.0.0.1:${port}`, CHATD_WORKERS: "2",
@@ -77,8 +77,11 @@ export async function startChatd(t, env = {}) {
   }));
   t.after(async () => { await stop(proc); rmSync(dir, { recursive: true, force: true }); });
   await waitForPort(port, proc);
-  return { proc, port, url: `http://127.0.0.1:${port}` };
+  return { proc, port, url: `http://127.0.0.1:${port}`, secret };
 }
+
+// The test City database that `make` generates from tests/fixtures/geo/cities.csv.
+export const geoDb = path.join(build, "geo/test-city.mmdb");
 
 // Starts build/sio-testserver on a free port (with --engine when asked).
 export async function startTestServer(t, engine = false) {
