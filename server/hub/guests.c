@@ -53,6 +53,19 @@ json_t *hub_user_session(const char *sid, const char *alias, const char *city, c
                      (json_int_t)started_ms, "resumed", resumed);
 }
 
+/* Answers the namespace CONNECTs that waited for /. */
+static void settle_deferred(hub_conn_t *c, int accept)
+{
+    for (int i = 0; i < c->ndeferred; i++) {
+        sio_socket_set_data(c->deferred[i], NULL);
+        if (accept)
+            sio_socket_accept(c->deferred[i]);
+        else
+            reject(c->deferred[i], "not_authenticated");
+    }
+    c->ndeferred = 0;
+}
+
 /* The CONNECT is answered: the client is told who it is and where. */
 static void finish_connect(hub_conn_t *c, const match_reply_t *r)
 {
@@ -76,6 +89,7 @@ static void finish_connect(hub_conn_t *c, const match_reply_t *r)
         hub_emit(c, "/", "user-session", us);
         json_decref(us);
     }
+    settle_deferred(c, 1);
 }
 
 static void on_hello(const match_reply_t *r, void *ud)
@@ -88,6 +102,7 @@ static void on_hello(const match_reply_t *r, void *ud)
     if (!c->accepted) {
         if (strcmp(r->status, "banned") == 0) {
             metrics_inc(c->hw->hub->m.banned);
+            settle_deferred(c, 0);
             sio_socket_set_data(c->root, NULL);
             reject(c->root, "banned");
             c->root = NULL;
@@ -166,6 +181,7 @@ static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
     if (c == NULL)
         return;
     c->root = NULL;
+    settle_deferred(c, 0);
     hub_matching_conn_gone(c);
     if (c->accepted) {
         hub_worker_t *hw = c->hw;
@@ -178,11 +194,32 @@ static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
 
 void hub_require_root(sio_socket_t *s, json_t *auth, void *ud)
 {
-    if (hub_conn_of(s) == NULL) {
-        reject(s, "not_authenticated");
+    if (hub_conn_of(s) != NULL) {
+        sio_socket_accept(s);
         return;
     }
-    sio_socket_accept(s);
+    /* / is still being answered (Redis is asked about bans): answer this one right after it */
+    sio_socket_t *root = sio_socket_sibling_pending(s, "/");
+    hub_conn_t *c = root != NULL && !sio_socket_connected(root) ? sio_socket_data(root) : NULL;
+    if (c != NULL && c->ndeferred < (int)(sizeof(c->deferred) / sizeof(c->deferred[0]))) {
+        c->deferred[c->ndeferred++] = s;
+        sio_socket_set_data(s, c);
+        return;
+    }
+    reject(s, "not_authenticated");
+}
+
+/* A namespace socket that goes away while it waits for / must not be answered later. */
+void hub_nsp_disconnect(sio_socket_t *s, const char *reason, void *ud)
+{
+    hub_conn_t *c = sio_socket_data(s);
+    if (c == NULL || sio_socket_connected(s))
+        return;
+    for (int i = 0; i < c->ndeferred; i++)
+        if (c->deferred[i] == s) {
+            c->deferred[i] = c->deferred[--c->ndeferred];
+            break;
+        }
 }
 
 void hub_guests_attach(hub_t *h, sio_server_t *srv)
@@ -192,4 +229,5 @@ void hub_guests_attach(hub_t *h, sio_server_t *srv)
     sio_nsp_on_disconnect(root, on_root_disconnect, h);
     sio_nsp_t *chat = sio_server_of(srv, "/chat");
     sio_nsp_on_connect(chat, hub_require_root, h);
+    sio_nsp_on_disconnect(chat, hub_nsp_disconnect, h);
 }

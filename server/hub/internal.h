@@ -61,6 +61,9 @@ typedef struct hub_conn {
     char proposal_id[GUEST_ID_LEN + 1];
     sio_timer_t *proposing; /* as the requester: a backup deadline */
     char proposing_id[GUEST_ID_LEN + 1];
+    /* CONNECTs to /match or /chat that came while / was being answered */
+    sio_socket_t *deferred[4];
+    int ndeferred;
     struct hub_conn *hnext; /* registry chain */
     int registered;
 } hub_conn_t;
@@ -100,6 +103,8 @@ json_t *hub_user_session(const char *sid, const char *alias, const char *city, c
 void hub_guest_rehello(hub_conn_t *c);
 /** Guarded namespace connect for /match and /chat: only after / was accepted. */
 void hub_require_root(sio_socket_t *s, json_t *auth, void *ud);
+/** The disconnect handler of /match and /chat (forgets a CONNECT waiting for /). */
+void hub_nsp_disconnect(sio_socket_t *s, const char *reason, void *ud);
 
 /* matching.c: namespace /match and the matcher's notifications */
 void hub_matching_attach(hub_t *h, sio_server_t *srv);

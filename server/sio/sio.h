@@ -184,6 +184,10 @@ const char *sio_socket_nsp(const sio_socket_t *s);
 /** The socket of the same connection in namespace `nsp`, or NULL when not connected there. */
 sio_socket_t *sio_socket_sibling(sio_socket_t *s, const char *nsp);
 
+/** Like sio_socket_sibling, but also a socket whose CONNECT is still being answered. */
+sio_socket_t *sio_socket_sibling_pending(sio_socket_t *s, const char *nsp);
+/** 1 when the socket's CONNECT was accepted. */
+int sio_socket_connected(const sio_socket_t *s);
 /** The client's IP address as text (direct peer). */
 const char *sio_socket_remote_addr(const sio_socket_t *s);
 

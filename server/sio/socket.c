@@ -441,3 +441,13 @@ sio_worker_t *sio_socket_worker(const sio_socket_t *s)
 {
     return s->conn->e->worker;
 }
+
+sio_socket_t *sio_socket_sibling_pending(sio_socket_t *s, const char *nsp)
+{
+    return find_socket(s->conn, nsp, strlen(nsp));
+}
+
+int sio_socket_connected(const sio_socket_t *s)
+{
+    return s->state == SIO_CONNECTED;
+}

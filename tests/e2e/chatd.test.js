@@ -16,10 +16,10 @@ test("default transports: polling, then the upgrade to websocket", async (t) => 
   await upgraded;
   assert.equal(socket.io.engine.transport.name, "websocket");
   assert.ok(socket.connected);
-  // events still flow after the upgrade: the server answers a DISCONNECT-free round trip
-  const again = io(url + "/chat", { forceNew: true, reconnection: false, auth: { consent: true } });
-  t.after(() => again.close());
-  await once(again, "connect");
+  // after the upgrade the same connection still opens another namespace
+  const chat = socket.io.socket("/chat");
+  t.after(() => chat.close());
+  await once(chat, "connect");
 });
 
 test("websocket only, and CONNECT to /, /match and /chat with an auth payload", async (t) => {
@@ -60,8 +60,9 @@ test("a client that does not answer pings is closed and counted as a zombie", as
   const ws = rawSocket(wsUrl(url));
   t.after(() => ws.terminate());
   await ws.next(); // open
-  ws.send("40");
+  ws.send(`40{"consent":true}`);
   assert.equal((await ws.next()).data.slice(0, 2), "40");
+  assert.match((await ws.next()).data, /^42\["session",/);
   assert.equal((await ws.next()).data, "2"); // the ping we do not answer
   const closed = await ws.untilClose();
   assert.equal(closed.type, "close");
@@ -75,8 +76,9 @@ test("a client that answers pings stays connected", async (t) => {
   const ws = rawSocket(wsUrl(url));
   t.after(() => ws.terminate());
   await ws.next();
-  ws.send("40");
+  ws.send(`40{"consent":true}`);
   await ws.next();
+  assert.match((await ws.next()).data, /^42\["session",/);
   for (let i = 0; i < 3; i++) {
     assert.equal((await ws.next()).data, "2");
     ws.send("3");
@@ -86,7 +88,7 @@ test("a client that answers pings stays connected", async (t) => {
 
 test("a frame over maxPayload closes with 1009; other clients are unaffected", async (t) => {
   const { url } = await startChatd(t, { CHATD_MAX_PAYLOAD: "10000" });
-  const other = io(url, { transports: ["websocket"], forceNew: true, reconnection: false });
+  const other = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { consent: true } });
   t.after(() => other.close());
   await once(other, "connect");
   const ws = rawSocket(wsUrl(url));
@@ -100,13 +102,13 @@ test("a frame over maxPayload closes with 1009; other clients are unaffected", a
 
 test("a malformed packet closes only its own connection", async (t) => {
   const { url } = await startChatd(t);
-  const other = io(url, { transports: ["websocket"], forceNew: true, reconnection: false });
+  const other = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, auth: { consent: true } });
   t.after(() => other.close());
   await once(other, "connect");
   for (const bad of ["4abc", '42{}', '42abc["x"]', "9", "", "47", '40/chat,{"a":']) {
     const ws = rawSocket(wsUrl(url));
     await ws.next();
-    ws.send("40");
+    ws.send(`40{"consent":true}`);
     await ws.next();
     ws.send(bad);
     const closed = await ws.untilClose();
@@ -221,13 +223,13 @@ test("polling and upgrades work whichever worker receives the request", async (t
     const hs = await request("GET", "/socket.io/?EIO=4&transport=polling");
     const sid = JSON.parse(hs.body.slice(1)).sid;
     const q = `/socket.io/?EIO=4&transport=polling&sid=${sid}`;
-    assert.equal((await request("POST", q, "40")).body, "ok");
+    assert.equal((await request("POST", q, `40{"consent":true}`)).body, "ok");
     assert.match((await request("GET", q)).body, /^40\{"sid":/);
     assert.equal((await request("POST", q, "1")).body, "ok");
     assert.equal((await request("GET", q)).body, "6"); // the poll racing the close
     assert.equal((await request("GET", q)).status, 400);
   }
-  const clients = Array.from({ length: 10 }, () => io(url, { forceNew: true, reconnection: false }));
+  const clients = Array.from({ length: 10 }, () => io(url, { forceNew: true, reconnection: false, auth: { consent: true } }));
   t.after(() => clients.forEach((c) => c.close()));
   await Promise.all(clients.map((c) => once(c.io.engine, "upgrade")));
   for (const c of clients) assert.equal(c.io.engine.transport.name, "websocket");
