@@ -142,3 +142,21 @@ test("logs hold no tokens, no precise locations", async (t) => {
   assert.ok(!chatd.proc.stderrText.includes("48.858"));
   assert.ok(!chatd.proc.stderrText.includes("48.86"));
 });
+
+test("CONNECTs to /, /match and /chat sent at once: the namespaces wait for / and connect", async (t) => {
+  const { url, redis } = await node(t);
+  const manager = new Manager(url, { transports: ["websocket"], forceNew: true, reconnection: false });
+  t.after(() => manager.engine?.close());
+  const sockets = ["/", "/match", "/chat"].map((nsp) => manager.socket(nsp, { auth: { consent: true } }));
+  await Promise.all(sockets.map((s) => next(s, "connect")));
+  // and when / is refused, so are they
+  const r = redis.client();
+  await r.call("SET", "{nc}:ban:ip:10.6.6.6", "test", "EX", 60);
+  const banned = new Manager(url, { transports: ["websocket"], forceNew: true, reconnection: false,
+    extraHeaders: { "X-Forwarded-For": "10.6.6.6" } });
+  t.after(() => banned.engine?.close());
+  const [root, match] = ["/", "/match"].map((nsp) => banned.socket(nsp, { auth: { consent: true } }));
+  const [rootErr, matchErr] = [next(root, "connect_error"), next(match, "connect_error")];
+  assert.equal((await rootErr).message, "banned");
+  assert.equal((await matchErr).message, "not_authenticated");
+});
