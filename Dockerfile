@@ -8,7 +8,7 @@ RUN scripts/setup && make -j"$(nproc)" build/chatd
 FROM debian:bookworm-slim
 RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libh2o-evloop0.13 libjansson4 libssl3 libwslay1 zlib1g ca-certificates \
+      libh2o-evloop0.13 libjansson4 libssl3 libwslay1 zlib1g libhiredis0.14 libmaxminddb0 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home /app --shell /usr/sbin/nologin nearchat \
  && mkdir -p /app/var && chown nearchat /app/var

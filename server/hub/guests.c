@@ -147,6 +147,7 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
     }
     hub_conn_t *c = buf_xcalloc(1, sizeof(*c));
     c->refs = 1; /* the socket's */
+    c->waiting_level = -1;
     c->hw = hw;
     c->root = s;
     snprintf(c->ip, sizeof(c->ip), "%s", sio_socket_remote_addr(s));

@@ -69,7 +69,10 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
     m->matches = metrics_counter("chatd_matches_total", NULL, "Sessions made by the matcher (counted per guest)");
     m->expired = metrics_counter("chatd_match_proposals_expired_total", NULL, "Proposals left unanswered");
     m->declined = metrics_counter("chatd_match_proposals_declined_total", NULL, "Proposals declined");
-    m->waiting = metrics_gauge("chatd_match_waiting", NULL, "Guests of this node waiting for a match");
+    static const char *const levels[4] = {"scope=\"city\"", "scope=\"nearby\"", "scope=\"country\"", "scope=\"any\""};
+    for (int i = 0; i < 4; i++)
+        m->waiting[i] =
+            metrics_gauge("chatd_match_waiting", levels[i], "Guests of this node waiting, by the level searched now");
     m->redis_down = metrics_counter("chatd_redis_disconnects_total", NULL, "Redis connections lost");
     return h;
 Error:

@@ -20,7 +20,7 @@ typedef struct hub_worker hub_worker_t;
 typedef struct hub_metrics {
     metrics_value_t *guests_new, *guests_resumed, *auth_failures, *consent_refused, *banned;
     metrics_value_t *match_requests, *match_errors, *proposals, *matches, *expired, *declined, *rate_limited;
-    metrics_value_t *waiting, *redis_down;
+    metrics_value_t *waiting[4], *redis_down; /* waiting: by the level searched now */
 } hub_metrics_t;
 
 struct hub {
@@ -56,6 +56,7 @@ typedef struct hub_conn {
     /* matching */
     sio_timer_t *widen;
     int widen_stage, widen_scope;
+    int waiting_level;     /* -1, or the level counted in the waiting gauge */
     uint64_t widen_t0;     /* loop time of the request */
     sio_timer_t *proposal; /* as the proposed guest: its answer's deadline */
     char proposal_id[GUEST_ID_LEN + 1];

@@ -43,8 +43,20 @@ static sio_socket_t *match_socket(hub_conn_t *c)
     return c->root != NULL ? sio_socket_sibling(c->root, "/match") : NULL;
 }
 
+/* Keeps the waiting gauge true: `level` is -1 when the guest stops waiting. */
+static void set_waiting(hub_conn_t *c, int level)
+{
+    hub_metrics_t *m = &c->hw->hub->m;
+    if (c->waiting_level >= 0)
+        metrics_dec(m->waiting[c->waiting_level]);
+    if (level >= 0 && level <= MATCH_ANY)
+        metrics_inc(m->waiting[level]);
+    c->waiting_level = level >= 0 && level <= MATCH_ANY ? level : -1;
+}
+
 static void stop_timers(hub_conn_t *c)
 {
+    set_waiting(c, -1);
     if (c->widen != NULL)
         sio_timer_stop(c->widen);
     if (c->proposal != NULL)
@@ -67,6 +79,8 @@ static void on_widened(const match_reply_t *r, void *ud)
     hub_conn_t *c = ud;
     if (c->root != NULL && r->err == NULL && strcmp(r->status, "ok") == 0 && r->n >= 2) {
         c->widen_stage = atoi(r->v[0]);
+        if (c->waiting_level >= 0)
+            set_waiting(c, c->widen_stage);
         schedule_widen(c); /* match:waiting comes through the guest's channel */
     }
     hub_conn_unref(c);
@@ -125,6 +139,7 @@ static void on_answer(const match_reply_t *r, void *ud)
             c->widen_stage = atoi(r->v[0]);
             c->widen_scope = atoi(r->v[1]);
             c->widen_t0 = sio_worker_now(c->hw->w);
+            set_waiting(c, c->widen_stage);
             schedule_widen(c);
         }
         break;

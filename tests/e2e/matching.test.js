@@ -151,6 +151,11 @@ test("bad requests get the protocol's answer and change nothing", async (t) => {
   assert.deepEqual(await g.ask("match:request", { scope: "any", maxDistanceKm: 50 }), { ok: true, queued: true });
   assert.deepEqual(await g.ask("match:request", {}), { ok: false, error: "already_queued" });
   assert.equal(g.root.connected, true);
+  const waiting = async () => Number(/^chatd_match_waiting\{scope="any"\} (\d+)$/m
+    .exec(await (await fetch(`${nodes[0].url}/metrics`)).text())[1]);
+  assert.equal(await waiting(), 1);
+  await g.ask("match:cancel", {});
+  assert.equal(await waiting(), 0);
 });
 
 test("match requests are rate-limited per guest", async (t) => {

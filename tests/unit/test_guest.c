@@ -83,8 +83,14 @@ static void test_token_refusals(void **state)
     char *e = strchr(bad + 3, '.') + 1;
     e[0] = e[0] == '2' ? '3' : '2'; /* a later expiry, same mac */
     assert_int_equal(guest_token_verify(&s, bad, 1900000000, out, &exp), GUEST_ERR_MAC);
-    const char *malformed[] = {"", "v1", "v1.", "v1...", "v2.AAAAAAAAAAAAAAAAAAAAAA.1.x", "v1.short.1.x",
-                               "v1.AAAAAAAAAAAAAAAAAAAAAA.12a.x", "v1.AAAAAAAAAAAAAAAAAAAAAA..x",
+    const char *malformed[] = {"",
+                               "v1",
+                               "v1.",
+                               "v1...",
+                               "v2.AAAAAAAAAAAAAAAAAAAAAA.1.x",
+                               "v1.short.1.x",
+                               "v1.AAAAAAAAAAAAAAAAAAAAAA.12a.x",
+                               "v1.AAAAAAAAAAAAAAAAAAAAAA..x",
                                "v1.AAAAAAAAAAAAAAAAAAAAAA.99999999999999999.x"};
     for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
         assert_int_equal(guest_token_verify(&s, malformed[i], 1900000000, out, &exp), GUEST_ERR_MALFORMED);
