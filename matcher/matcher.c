@@ -104,7 +104,7 @@ int match_hello(redis_client_t *c, const match_config_t *cfg, const match_guest_
 int match_request(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *ip, int scope,
                   double max_km, match_cb cb, void *ud)
 {
-    search_args_t a;
+    search_args_t a = {{0}};
     search_args(cfg, &a);
     char sc[8], mk[32], gn[16], gs[16], in[16], is[16];
     snprintf(sc, sizeof(sc), "%d", scope);
@@ -119,7 +119,7 @@ int match_request(redis_client_t *c, const match_config_t *cfg, const char *gues
 
 int match_widen(redis_client_t *c, const match_config_t *cfg, const char *guest_id, int stage, match_cb cb, void *ud)
 {
-    search_args_t a;
+    search_args_t a = {{0}};
     search_args(cfg, &a);
     char st[8];
     snprintf(st, sizeof(st), "%d", stage);
@@ -130,7 +130,7 @@ int match_widen(redis_client_t *c, const match_config_t *cfg, const char *guest_
 int match_accept(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *proposal_id,
                  match_cb cb, void *ud)
 {
-    search_args_t a;
+    search_args_t a = {{0}};
     search_args(cfg, &a);
     char sid[GUEST_ID_LEN + 1], alias_r[64], alias_t[64], ttl[16];
     guest_new_id(sid);
@@ -146,7 +146,7 @@ int match_accept(redis_client_t *c, const match_config_t *cfg, const char *guest
 int match_decline(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *proposal_id,
                   match_cb cb, void *ud)
 {
-    search_args_t a;
+    search_args_t a = {{0}};
     search_args(cfg, &a);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", cfg->ttl_s);
@@ -156,7 +156,7 @@ int match_decline(redis_client_t *c, const match_config_t *cfg, const char *gues
 
 int match_expire(redis_client_t *c, const match_config_t *cfg, const char *proposal_id, match_cb cb, void *ud)
 {
-    search_args_t a;
+    search_args_t a = {{0}};
     search_args(cfg, &a);
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", cfg->ttl_s);
@@ -167,7 +167,7 @@ int match_expire(redis_client_t *c, const match_config_t *cfg, const char *propo
 int match_cancel(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *conn, int gone,
                  match_cb cb, void *ud)
 {
-    search_args_t a;
+    search_args_t a = {{0}};
     search_args(cfg, &a);
     const char *args[] = {"cancel",   guest_id, conn != NULL ? conn : "", a.nearby,
                           a.proposal, a.pid,    gone ? "gone" : ""};
@@ -179,5 +179,5 @@ int match_touch(redis_client_t *c, const match_config_t *cfg, const char *guest_
     char key[64], ttl[16];
     snprintf(key, sizeof(key), "{nc}:g:%s", guest_id);
     snprintf(ttl, sizeof(ttl), "%d", cfg->location_ttl_s);
-    return redis_command(c, NULL, NULL, "EXPIRE", key, ttl, NULL);
+    return redis_command(c, NULL, NULL, "EXPIRE", key, ttl, (const char *)NULL);
 }

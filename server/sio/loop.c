@@ -68,15 +68,15 @@ static h2o_timeout_t *timer_list(sio_worker_t *w, uint64_t ms)
             return &w->timer_lists[i].timeout;
     if (i == SIO_TIMER_LISTS) {
         /* too many distinct durations: take the nearest longer one, else the longest */
-        int best = -1;
-        for (int j = 0; j < w->ntimer_lists; j++)
-            if (w->timer_lists[j].ms >= ms && (best < 0 || w->timer_lists[j].ms < w->timer_lists[best].ms))
+        int best = 0, longer = -1;
+        for (int j = 0; j < SIO_TIMER_LISTS; j++) {
+            uint64_t d = w->timer_lists[j].ms;
+            if (d >= ms && (longer < 0 || d < w->timer_lists[longer].ms))
+                longer = j;
+            if (d > w->timer_lists[best].ms)
                 best = j;
-        if (best < 0)
-            for (int j = 0; j < w->ntimer_lists; j++)
-                if (best < 0 || w->timer_lists[j].ms > w->timer_lists[best].ms)
-                    best = j;
-        return &w->timer_lists[best].timeout;
+        }
+        return &w->timer_lists[longer >= 0 ? longer : best].timeout;
     }
     w->timer_lists[i].ms = ms;
     h2o_timeout_init(w->loop, &w->timer_lists[i].timeout, ms);

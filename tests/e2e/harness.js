@@ -75,7 +75,13 @@ export async function startChatd(t, env = {}, { secret = randomBytes(40).toStrin
            CHATD_SECRET_FILE: path.join(dir, "secret"), ...env },
     stdio: ["ignore", "ignore", "pipe"],
   }));
-  t.after(async () => { await stop(proc); rmSync(dir, { recursive: true, force: true }); });
+  t.after(async () => {
+    await stop(proc);
+    rmSync(dir, { recursive: true, force: true });
+    // under `make asan`, a sanitizer report fails the test that ran the server
+    const report = /(AddressSanitizer|LeakSanitizer|runtime error:)[^\n]*/.exec(proc.stderrText);
+    if (report) throw new Error(`chatd: ${report[0]}\n${proc.stderrText.slice(report.index, report.index + 3000)}`);
+  });
   await waitForPort(port, proc);
   return { proc, port, url: `http://127.0.0.1:${port}`, secret };
 }
