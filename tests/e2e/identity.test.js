@@ -160,3 +160,32 @@ test("CONNECTs to /, /match and /chat sent at once: the namespaces wait for / an
   assert.equal((await rootErr).message, "banned");
   assert.equal((await matchErr).message, "not_authenticated");
 });
+
+test("a missing geo database: one clear warning at start, every guest unknown, matching still works", async (t) => {
+  const { url, chatd } = await node(t, { GEOIP_DB: "/nonexistent/city.mmdb" });
+  const a = await connectGuest(t, url, { xff: "10.1.2.3" });
+  const b = await connectGuest(t, url, { xff: "10.4.2.3" });
+  assert.deepEqual(a.session.geo, { city: null, country: null, source: "unknown" });
+  await a.ask("match:request", { scope: "city" }); // nothing known: widens to any
+  const prop = next(a.match, "match:proposal");
+  await b.ask("match:request", { scope: "city" });
+  assert.deepEqual((await prop).peer, { city: null, country: null, distanceKm: null });
+  const warnings = chatd.proc.stderrText.split("\n").filter((l) => l.includes("geo database unusable"));
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0], /nonexistent/);
+});
+
+test("malformed CONNECT payloads to / get consent_required, and the connection lives on", async (t) => {
+  const { url } = await node(t);
+  const { rawSocket } = await import("./harness.js");
+  const ws = rawSocket(url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket");
+  t.after(() => ws.terminate());
+  await ws.next();
+  for (const bad of ['40{"consent":"yes"}', '40{"token":"v1.a.b.c"}', '40{}', "40"]) {
+    ws.send(bad);
+    assert.equal((await ws.nextMessage()).data, '44{"message":"consent_required"}', bad);
+  }
+  ws.send('40{"consent":true,"token":{"x":1},"location":"here"}');
+  assert.match((await ws.nextMessage()).data, /^40\{"sid":/);
+  assert.match((await ws.nextMessage()).data, /^42\["session",\{"guestId":/);
+});
