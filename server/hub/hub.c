@@ -203,8 +203,10 @@ static void on_cmd_state(int up, void *ud)
     }
     /* Redis came back (or was restarted empty): tell it again where our guests are */
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
-        for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext)
+        for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext) {
             hub_guest_rehello(c);
+            hub_matching_redis_back(c);
+        }
 }
 
 /* A notification published by the matcher (any node) for a guest of this worker. */

@@ -56,7 +56,9 @@ typedef struct hub_conn {
     /* matching */
     sio_timer_t *widen;
     int widen_stage, widen_scope;
-    int waiting_level;     /* -1, or the level counted in the waiting gauge */
+    int waiting_level; /* -1, or the level counted in the waiting gauge */
+    int req_scope;     /* the last match:request, asked again when Redis lost it */
+    double req_max_km;
     uint64_t widen_t0;     /* loop time of the request */
     sio_timer_t *proposal; /* as the proposed guest: its answer's deadline */
     char proposal_id[GUEST_ID_LEN + 1];
@@ -111,5 +113,7 @@ void hub_nsp_disconnect(sio_socket_t *s, const char *reason, void *ud);
 void hub_matching_attach(hub_t *h, sio_server_t *srv);
 void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
 void hub_matching_conn_gone(hub_conn_t *c);
+/** Redis is back: a guest that was waiting asks again (Redis may have lost its queues). */
+void hub_matching_redis_back(hub_conn_t *c);
 
 #endif

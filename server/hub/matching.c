@@ -196,6 +196,8 @@ static void on_request(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
         hub_ack_error(s, ack_id, "invalid");
         return;
     }
+    c->req_scope = scope;
+    c->req_max_km = max_km;
     pending_ack_t *pa = pending_new(c, ack_id, ACK_REQUEST);
     if (match_request(c->hw->cmd, &h->match, c->gid, c->ip, scope, max_km, on_answer, pa) != 0) {
         pending_free(pa);
@@ -339,6 +341,16 @@ void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, js
         hub_emit(c, "/match", "match:withdrawn", ev);
         json_decref(ev);
     }
+}
+
+void hub_matching_redis_back(hub_conn_t *c)
+{
+    if (c->waiting_level < 0 || c->root == NULL)
+        return;
+    /* no ack to send (-1); "already_queued" means Redis kept everything, which is fine too */
+    pending_ack_t *pa = pending_new(c, -1, ACK_REQUEST);
+    if (match_request(c->hw->cmd, &c->hw->hub->match, c->gid, c->ip, c->req_scope, c->req_max_km, on_answer, pa) != 0)
+        pending_free(pa);
 }
 
 void hub_matching_attach(hub_t *h, sio_server_t *srv)

@@ -208,8 +208,10 @@ test("Redis down: unavailable at once, connections stay up, matching resumes whe
   const { nodes, redis } = await cluster(t, 1);
   const ready = async () => (await fetch(`${nodes[0].url}/readyz`)).status;
   await until(async () => (await ready()) === 200);
+  const waiting = await connectGuest(t, nodes[0].url);
+  assert.deepEqual(await waiting.ask("match:request", {}), { ok: true, queued: true });
   const a = await connectGuest(t, nodes[0].url);
-  await redis.stop();
+  await redis.stop(); // and with it every queue: it keeps no data
   await until(async () => (await ready()) === 503);
   const body = await (await fetch(`${nodes[0].url}/readyz`)).json();
   assert.equal(body.dependencies.redis, "down");
@@ -222,8 +224,15 @@ test("Redis down: unavailable at once, connections stay up, matching resumes whe
   await redis.start();
   await until(async () => (await ready()) === 200);
   assert.equal(a.root.connected, true);
-  const prop = next(a.match, "match:proposal");
-  assert.deepEqual(await a.ask("match:request", {}), { ok: true, queued: true });
+  assert.equal(waiting.root.connected, true);
+  // the guest that was waiting is queued again by its node: the first newcomer is proposed to it
+  const prop = next(waiting.match, "match:proposal");
+  await until(async () => (await redis.client().call("EXISTS", `{nc}:w:${waiting.session.guestId}`)) === 1);
   assert.deepEqual(await late.ask("match:request", {}), { ok: true, queued: true });
   await prop;
+  const prop2 = next(a.match, "match:proposal");
+  assert.deepEqual(await a.ask("match:request", {}), { ok: true, queued: true });
+  const other = await connectGuest(t, nodes[0].url);
+  await other.ask("match:request", {});
+  await prop2;
 });
