@@ -22,7 +22,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c
+FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
 .PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web
 all: $(BUILD)/chatd $(BUILD)/sio-testserver $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
@@ -61,7 +61,7 @@ $(BUILD)/geo/test-city.mmdb: tests/fixtures/geo/cities.csv scripts/gen-geo-db
 $(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iserver $(PKG_CFLAGS) \
-	  -o $@ $< $(FUZZ_LIB_SRC) $(shell pkg-config --libs jansson)
+	  -o $@ $< $(FUZZ_LIB_SRC) $(shell pkg-config --libs jansson openssl libmaxminddb)
 
 fuzz-build: $(FUZZ_BIN)
 
