@@ -1,6 +1,8 @@
 // Guests driven by the official socket.io-client: one Manager (one Engine.IO
 // connection) per guest, namespace / first, then /match once / is accepted.
+import assert from "node:assert/strict";
 import { Manager } from "socket.io-client";
+import { check, eventSchema, ackSchema } from "./schemas.js";
 
 // Resolves with the first `event` on `socket`, or rejects after `ms`.
 export function next(socket, event, ms = 5000) {
@@ -29,13 +31,27 @@ export async function connectGuest(t, url, opts = {}) {
   if (location !== undefined) auth.location = location;
   const root = manager.socket("/", { auth });
   const userSessions = record(root, "user-session"); // it may come right behind session
+  // every event the server sends is checked against schemas/; the test fails at its end otherwise
+  const violations = [];
+  const validate = (event, payload) => {
+    const problem = eventSchema[event] ? check(eventSchema[event], payload) : `unknown event ${event}`;
+    if (problem) violations.push(problem);
+  };
+  root.onAny(validate);
+  t.after(() => assert.deepEqual(violations, []));
   t.after(() => { root.disconnect(); manager.engine?.close(); });
   const session = await Promise.race([
     next(root, "session"),
     next(root, "connect_error").then((e) => { throw Object.assign(new Error(e.message), { data: e.data }); }),
   ]);
   const match = manager.socket("/match");
+  match.onAny(validate);
   await next(match, "connect");
-  const ask = (event, payload) => match.timeout(5000).emitWithAck(event, payload);
+  const ask = async (event, payload) => {
+    const answer = await match.timeout(5000).emitWithAck(event, payload);
+    const problem = check(ackSchema(event), answer);
+    if (problem) violations.push(problem);
+    return answer;
+  };
   return { manager, root, match, session, userSessions, ask };
 }

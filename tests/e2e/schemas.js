@@ -1,0 +1,26 @@
+// Validates payloads against the JSON Schemas in schemas/ (protocol.md: tests
+// validate against them). check(name, payload) returns null or the errors.
+import Ajv from "ajv";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../schemas");
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validators = new Map();
+for (const f of readdirSync(dir).filter((f) => f.endsWith(".json")))
+  validators.set(f.slice(0, -5), ajv.compile(JSON.parse(readFileSync(path.join(dir, f), "utf8"))));
+
+export function check(name, payload) {
+  const v = validators.get(name);
+  if (!v) throw new Error(`no schema ${name}`);
+  return v(payload) ? null : `${name}: ${ajv.errorsText(v.errors)} in ${JSON.stringify(payload)}`;
+}
+
+// The schema of each server event, by event name.
+export const eventSchema = {
+  "session": "session", "user-session": "user-session", "user-left": "user-left", "peer-status": "peer-status",
+  "match:proposal": "match-proposal", "match:waiting": "match-waiting", "match:expired": "match-expired",
+  "match:withdrawn": "match-withdrawn",
+};
+export const ackSchema = (event) => (event === "match:request" ? "match-request-ack" : "match-ok-ack");
