@@ -116,6 +116,14 @@ static sio_msg_t *msg_new(sio_msg_kind_t kind)
     return m;
 }
 
+void sio_worker_post(sio_worker_t *w, void (*fn)(sio_worker_t *w, void *arg), void *arg)
+{
+    sio_msg_t *m = msg_new(SIO_MSG_CALL);
+    m->call = fn;
+    m->call_arg = arg;
+    sio_worker_send(w, m);
+}
+
 /* ---- held requests ---- */
 
 typedef struct req_guard {
@@ -429,6 +437,9 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
             eio_accept_ws(w, sock, m->sid, m->addr);
             break;
         }
+        case SIO_MSG_CALL:
+            m->call(w, m->call_arg);
+            break;
         case SIO_MSG_STOP:
             if (w->listener != NULL) {
                 h2o_socket_read_stop(w->listener);

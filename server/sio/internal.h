@@ -89,6 +89,7 @@ typedef enum sio_msg_kind {
     SIO_MSG_WS_ADOPT,   /* to the session's worker: an upgraded socket to import */
     SIO_MSG_REPLY,      /* to the request's worker */
     SIO_MSG_STOP,       /* to every worker */
+    SIO_MSG_CALL,       /* a function another thread wants run on this loop */
 } sio_msg_kind_t;
 
 typedef struct sio_msg {
@@ -101,6 +102,8 @@ typedef struct sio_msg {
     buf_t body;
     h2o_socket_export_t sock;
     char addr[64];
+    void (*call)(sio_worker_t *w, void *arg);
+    void *call_arg;
 } sio_msg_t;
 
 /* A request held on the worker that received it, until a reply comes. */

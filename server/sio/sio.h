@@ -222,6 +222,13 @@ int sio_worker_index(const sio_worker_t *w);
 /** Application data of a worker (set in the start hook). */
 void sio_worker_set_data(sio_worker_t *w, void *data);
 void *sio_worker_data(const sio_worker_t *w);
+/**
+ * Runs fn(w, arg) on worker w's loop, soon. Callable from any thread (this is
+ * how blocking clients on their own threads hand results to a loop). Calls
+ * posted after the worker stopped are never run: `arg` must not own
+ * anything that matters at shutdown. Never fails.
+ */
+void sio_worker_post(sio_worker_t *w, void (*fn)(sio_worker_t *w, void *arg), void *arg);
 /** Milliseconds of the worker loop's clock (monotonic, cached per loop turn). */
 uint64_t sio_worker_now(const sio_worker_t *w);
 
