@@ -16,7 +16,7 @@ SRC_DIRS := server geo matcher
 LIB_SRC := $(filter-out $(MAINS),$(shell find $(SRC_DIRS) -name '*.c' 2>/dev/null | sort))
 HDRS := $(shell find $(SRC_DIRS) -name '*.h' 2>/dev/null)
 # Lua scripts for Redis are compiled into the binary (scripts/embed).
-GEN_SRC := $(BUILD)/gen/matcher_lua.c
+GEN_SRC := $(BUILD)/gen/matcher_lua.c $(BUILD)/gen/chat_lua.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:%.c=%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -34,6 +34,10 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 $(BUILD)/gen/matcher_lua.c: matcher/matcher.lua scripts/embed
 	@mkdir -p $(dir $@)
 	scripts/embed matcher_lua $< > $@
+
+$(BUILD)/gen/chat_lua.c: server/chat/chat.lua scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed chat_lua $< > $@
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@

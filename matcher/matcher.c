@@ -33,51 +33,9 @@ int match_parse_scope(const char *s)
     return -1;
 }
 
-typedef struct call {
-    match_cb cb;
-    void *ud;
-} call_t;
-
-static void on_reply(redisReply *reply, const char *err, void *ud)
-{
-    call_t *call = ud;
-    match_reply_t r = {0};
-    char nums[8][24];
-    if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
-        reply->element[0]->type != REDIS_REPLY_STRING) {
-        /* a lost connection, a script error, or a reply of the wrong shape: nothing was decided */
-        r.status = "err";
-        r.err = "unavailable";
-    } else {
-        r.status = reply->element[0]->str;
-        for (size_t i = 1; i < reply->elements && r.n < 8; i++) {
-            redisReply *e = reply->element[i];
-            if (e->type == REDIS_REPLY_STRING)
-                r.v[r.n] = e->str;
-            else if (e->type == REDIS_REPLY_INTEGER) {
-                snprintf(nums[r.n], sizeof(nums[r.n]), "%lld", e->integer);
-                r.v[r.n] = nums[r.n];
-            } else
-                r.v[r.n] = "";
-            r.n++;
-        }
-        if (strcmp(r.status, "err") == 0)
-            r.err = r.n > 0 ? r.v[0] : "unavailable";
-    }
-    if (call->cb != NULL)
-        call->cb(&r, call->ud);
-    free(call);
-}
-
 static int eval(redis_client_t *c, int nargs, const char **args, match_cb cb, void *ud)
 {
-    call_t *call = buf_xcalloc(1, sizeof(*call));
-    call->cb = cb;
-    call->ud = ud;
-    int rc = redis_eval(c, &match_script, 0, nargs, args, NULL, on_reply, call);
-    if (rc != 0)
-        free(call);
-    return rc;
+    return redis_eval_strings(c, &match_script, nargs, args, cb, ud);
 }
 
 /* The numbers every call that may search passes along. */

@@ -39,18 +39,12 @@ const char *match_level_name(int level);
 int match_parse_scope(const char *s);
 
 /**
- * A reply: `err` is NULL on success, else a protocol error code
- * ("already_queued", "unknown_proposal", ...) or "unavailable" when Redis
- * could not answer. `v` holds the reply's strings after the status (borrowed,
- * valid during the callback).
+ * A reply (redis_strings_t): `err` is NULL on success, else a protocol error
+ * code ("already_queued", "unknown_proposal", ...) or "unavailable" when Redis
+ * could not answer; `v` holds the reply's strings after the status.
  */
-typedef struct match_reply {
-    const char *status; /* first element: "ok", "session", "banned", "err", ... */
-    const char *err;
-    int n;
-    const char *v[8];
-} match_reply_t;
-typedef void (*match_cb)(const match_reply_t *r, void *ud);
+typedef redis_strings_t match_reply_t;
+typedef redis_strings_cb match_cb;
 
 /** Where a guest is, as the matcher stores it. Strings may be empty. */
 typedef struct match_guest {

@@ -278,8 +278,14 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         goto error;
     }
     if (config_list("MATCH_RATE_GUEST", "10/60", '/', 2, cfg->match_rate_guest, err, errlen) != 0 ||
-        config_list("MATCH_RATE_IP", "60/60", '/', 2, cfg->match_rate_ip, err, errlen) != 0)
+        config_list("MATCH_RATE_IP", "60/60", '/', 2, cfg->match_rate_ip, err, errlen) != 0 ||
+        config_list("CHAT_RATE_GUEST", "30/10", '/', 2, cfg->chat_rate_guest, err, errlen) != 0 ||
+        config_list("CHAT_RATE_IP", "200/10", '/', 2, cfg->chat_rate_ip, err, errlen) != 0 ||
+        config_list("CHAT_TYPING_RATE", "20/10", '/', 2, cfg->typing_rate_guest, err, errlen) != 0)
         goto error;
+    if (config_int("CHAT_DELIVERY_TIMEOUT_MS", 3000, 50, CONFIG_MAX_MS, &n, err, errlen) != 0)
+        goto error;
+    cfg->chat_delivery_timeout_ms = (int)n;
 
     /* Checked here rather than with log_parse_level so config has no link dependency on log. */
     cfg->log_level = config_string("CHATD_LOG_LEVEL", CONFIG_DEFAULT_LOG_LEVEL);
@@ -347,6 +353,10 @@ void config_print_help(FILE *out, const char *argv0)
         {"MATCH_PROPOSAL_MS", "time to accept a proposal (ms)", "15000"},
         {"MATCH_RATE_GUEST", "match requests per guest: count/seconds (0/.. disables)", "10/60"},
         {"MATCH_RATE_IP", "match requests per client IP: count/seconds (0/.. disables)", "60/60"},
+        {"CHAT_RATE_GUEST", "chat messages per guest: count/seconds (0/.. disables)", "30/10"},
+        {"CHAT_RATE_IP", "chat messages per client IP and worker: count/seconds", "200/10"},
+        {"CHAT_TYPING_RATE", "typing events per guest: count/seconds", "20/10"},
+        {"CHAT_DELIVERY_TIMEOUT_MS", "time for a recipient's receipt before a message is queued (ms)", "3000"},
     };
     (void)argv0; /* The usage line names the installed binary, not the path it was run from. */
 

@@ -9,29 +9,33 @@
 #include <stdio.h>
 
 typedef struct config {
-    char *listen_host;         /* CHATD_LISTEN host part, default "0.0.0.0" */
-    int listen_port;           /* CHATD_LISTEN port part, default 8080 */
-    int workers;               /* CHATD_WORKERS, default: number of online CPUs */
-    char *node_id;             /* CHATD_NODE_ID, default "<hostname>-<pid>" */
-    char *secret_file;         /* CHATD_SECRET_FILE, default "var/secret" */
-    char *redis_url;           /* REDIS_URL */
-    char *amqp_url;            /* AMQP_URL */
-    char *history_url;         /* HISTORY_URL */
-    char *geoip_db;            /* GEOIP_DB, NULL when unset */
-    char *trusted_proxies;     /* TRUSTED_PROXIES, NULL when unset */
-    char *allowed_origins;     /* ALLOWED_ORIGINS (comma-separated), NULL = any */
-    char *moderator_keys_file; /* MODERATOR_KEYS_FILE, NULL when unset */
-    int ping_interval_ms;      /* CHATD_PING_INTERVAL_MS, 25000 */
-    int ping_timeout_ms;       /* CHATD_PING_TIMEOUT_MS, 20000 */
-    size_t max_payload;        /* CHATD_MAX_PAYLOAD, 1000000 */
-    int connect_timeout_ms;    /* CHATD_CONNECT_TIMEOUT_MS, 45000 */
-    char *log_level;           /* CHATD_LOG_LEVEL, "info" */
-    int token_ttl_s;           /* CHATD_TOKEN_TTL_S, 86400 */
-    int match_nearby_km;       /* MATCH_NEARBY_KM, 100 */
-    int match_widen_ms[3];     /* MATCH_WIDEN_MS "nearby,country,any", "10000,20000,30000" */
-    int match_proposal_ms;     /* MATCH_PROPOSAL_MS, 15000 */
-    int match_rate_guest[2];   /* MATCH_RATE_GUEST "count/seconds", "10/60" */
-    int match_rate_ip[2];      /* MATCH_RATE_IP "count/seconds", "60/60" */
+    char *listen_host;            /* CHATD_LISTEN host part, default "0.0.0.0" */
+    int listen_port;              /* CHATD_LISTEN port part, default 8080 */
+    int workers;                  /* CHATD_WORKERS, default: number of online CPUs */
+    char *node_id;                /* CHATD_NODE_ID, default "<hostname>-<pid>" */
+    char *secret_file;            /* CHATD_SECRET_FILE, default "var/secret" */
+    char *redis_url;              /* REDIS_URL */
+    char *amqp_url;               /* AMQP_URL */
+    char *history_url;            /* HISTORY_URL */
+    char *geoip_db;               /* GEOIP_DB, NULL when unset */
+    char *trusted_proxies;        /* TRUSTED_PROXIES, NULL when unset */
+    char *allowed_origins;        /* ALLOWED_ORIGINS (comma-separated), NULL = any */
+    char *moderator_keys_file;    /* MODERATOR_KEYS_FILE, NULL when unset */
+    int ping_interval_ms;         /* CHATD_PING_INTERVAL_MS, 25000 */
+    int ping_timeout_ms;          /* CHATD_PING_TIMEOUT_MS, 20000 */
+    size_t max_payload;           /* CHATD_MAX_PAYLOAD, 1000000 */
+    int connect_timeout_ms;       /* CHATD_CONNECT_TIMEOUT_MS, 45000 */
+    char *log_level;              /* CHATD_LOG_LEVEL, "info" */
+    int token_ttl_s;              /* CHATD_TOKEN_TTL_S, 86400 */
+    int match_nearby_km;          /* MATCH_NEARBY_KM, 100 */
+    int match_widen_ms[3];        /* MATCH_WIDEN_MS "nearby,country,any", "10000,20000,30000" */
+    int match_proposal_ms;        /* MATCH_PROPOSAL_MS, 15000 */
+    int match_rate_guest[2];      /* MATCH_RATE_GUEST "count/seconds", "10/60" */
+    int match_rate_ip[2];         /* MATCH_RATE_IP "count/seconds", "60/60" */
+    int chat_rate_guest[2];       /* CHAT_RATE_GUEST messages per guest, "30/10" */
+    int chat_rate_ip[2];          /* CHAT_RATE_IP messages per client IP, "200/10" */
+    int typing_rate_guest[2];     /* CHAT_TYPING_RATE typing events per guest, "20/10" */
+    int chat_delivery_timeout_ms; /* CHAT_DELIVERY_TIMEOUT_MS, 3000: no receipt by then, the message is queued */
 } config_t;
 
 /**

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../chat/chat.h"
 #include "../log/log.h"
 #include "internal.h"
 
@@ -88,6 +89,7 @@ static void finish_connect(hub_conn_t *c, const match_reply_t *r)
         json_t *us = hub_user_session(r->v[0], r->v[1], r->v[2], r->v[3], d, atoll(r->v[5]), 1);
         hub_emit(c, "/", "user-session", us);
         json_decref(us);
+        chat_presence(c->hw->cmd, c->gid, 1, NULL, NULL); /* the peer hears it is back */
     }
     settle_deferred(c, 1);
 }
@@ -174,7 +176,14 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
     }
 }
 
-static void on_cancelled(const match_reply_t *r, void *ud) {}
+/* This connection was the guest's last one: its peer hears that it went. */
+static void on_cancelled(const match_reply_t *r, void *ud)
+{
+    hub_conn_t *c = ud;
+    if (r->err == NULL && strcmp(r->status, "ok") == 0)
+        chat_presence(c->hw->cmd, c->gid, 0, NULL, NULL);
+    hub_conn_unref(c);
+}
 
 static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
 {
@@ -187,7 +196,8 @@ static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
     if (c->accepted) {
         hub_worker_t *hw = c->hw;
         /* only while this connection is still the guest's: it may have moved on */
-        match_cancel(hw->cmd, &hw->hub->match, c->gid, c->conn_id, 1, on_cancelled, NULL);
+        if (match_cancel(hw->cmd, &hw->hub->match, c->gid, c->conn_id, 1, on_cancelled, hub_conn_ref(c)) != 0)
+            hub_conn_unref(c);
     }
     hub_registry_remove(c->hw, c);
     hub_conn_unref(c);

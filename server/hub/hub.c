@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../chat/chat.h"
 #include "../log/log.h"
 #include "internal.h"
 
@@ -52,8 +53,10 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
         .rate_ip_s = cfg->match_rate_ip[1],
     };
     match_init();
+    chat_init();
     h->scripts[0] = &match_script;
-    h->scripts[1] = NULL;
+    h->scripts[1] = &chat_script;
+    h->scripts[2] = NULL;
     hub_metrics_t *m = &h->m;
     m->guests_new = metrics_counter("chatd_guests_total", "kind=\"new\"", "Guests that connected to /");
     m->guests_resumed = metrics_counter("chatd_guests_total", "kind=\"resumed\"", "Guests that connected to /");
@@ -73,6 +76,15 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
     for (int i = 0; i < 4; i++)
         m->waiting[i] =
             metrics_gauge("chatd_match_waiting", levels[i], "Guests of this node waiting, by the level searched now");
+    m->msgs_in = metrics_counter("chatd_messages_total", "dir=\"in\"", "chat:message events from clients");
+    m->msgs_out = metrics_counter("chatd_messages_total", "dir=\"out\"", "chat:message events handed to clients");
+    m->msgs_delivered = metrics_counter("chatd_message_acks_total", "status=\"delivered\"", "Sender acks by outcome");
+    m->msgs_queued = metrics_counter("chatd_message_acks_total", "status=\"queued\"", "Sender acks by outcome");
+    m->msgs_unavailable =
+        metrics_counter("chatd_message_acks_total", "status=\"unavailable\"", "Sender acks by outcome");
+    m->chat_rate_limited =
+        metrics_counter("chatd_rate_limited_total", "what=\"chat\"", "Requests refused by a token bucket");
+    m->reports = metrics_counter("chatd_reports_total", NULL, "chat:report events that ended a session");
     m->redis_down = metrics_counter("chatd_redis_disconnects_total", NULL, "Redis connections lost");
     return h;
 Error:
@@ -223,7 +235,16 @@ static void on_channel_message(const char *channel, const char *msg, size_t len,
         return;
     }
     hub_conn_t *c = hub_registry_find(hw, gid);
-    if (c != NULL && c->root != NULL)
+    if (c != NULL && c->root == NULL)
+        c = NULL;
+    static const char *const chat_types[] = {"msg", "nack", "delivered", "typing", "read", "left", "peer"};
+    int is_chat = 0;
+    for (size_t i = 0; i < sizeof(chat_types) / sizeof(chat_types[0]); i++)
+        if (strcmp(type, chat_types[i]) == 0)
+            is_chat = 1;
+    if (is_chat)
+        hub_chat_on_event(hw, c, type, m);
+    else if (c != NULL)
         hub_matching_on_event(hw, c, type, m);
     json_decref(m);
 }
@@ -261,6 +282,7 @@ static void worker_stop(sio_worker_t *w, void *ud)
     if (hw == NULL)
         return;
     /* sessions are closed by now; their last commands are queued ahead of the close */
+    hub_chat_worker_stop(hw);
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
         while (hw->registry[b] != NULL)
             hub_registry_remove(hw, hw->registry[b]);
@@ -295,4 +317,5 @@ void hub_attach(hub_t *h, sio_server_t *srv)
     sio_server_route(srv, "/readyz", route_readyz, h);
     hub_guests_attach(h, srv);
     hub_matching_attach(h, srv);
+    hub_chat_attach(h, srv);
 }

@@ -14,13 +14,28 @@
 
 #define HUB_MAX_WORKERS 256
 #define HUB_REGISTRY_BUCKETS 4096
+#define HUB_PENDING_BUCKETS 1024
+#define HUB_IP_BUCKETS 1024
+
+/* A token bucket (rates are "count per seconds" pairs from the configuration). */
+typedef struct hub_bucket {
+    double tokens;
+    uint64_t at_ms; /* 0: never used, full */
+} hub_bucket_t;
+
+typedef struct hub_ip_bucket {
+    char ip[64];
+    hub_bucket_t b;
+} hub_ip_bucket_t;
 
 typedef struct hub_worker hub_worker_t;
 
 typedef struct hub_metrics {
     metrics_value_t *guests_new, *guests_resumed, *auth_failures, *consent_refused, *banned;
     metrics_value_t *match_requests, *match_errors, *proposals, *matches, *expired, *declined, *rate_limited;
-    metrics_value_t *waiting[4], *redis_down; /* waiting: by the level searched now */
+    metrics_value_t *waiting[4], *redis_down;
+    metrics_value_t *msgs_in, *msgs_out, *msgs_delivered, *msgs_queued, *msgs_unavailable, *chat_rate_limited,
+        *reports; /* waiting: by the level searched now */
 } hub_metrics_t;
 
 struct hub {
@@ -31,10 +46,12 @@ struct hub {
     redis_target_t redis;
     match_config_t match;
     hub_metrics_t m;
-    redis_script_t *scripts[2];
+    redis_script_t *scripts[3];
     int nworkers;
     atomic_int redis_up[HUB_MAX_WORKERS]; /* per worker: its command connection is up */
     atomic_int workers_started;
+    struct offq *offq;    /* NULL until the offline queue is configured */
+    struct hist *history; /* NULL until the history store is configured */
 };
 
 /*
@@ -67,6 +84,7 @@ typedef struct hub_conn {
     /* CONNECTs to /match or /chat that came while / was being answered */
     sio_socket_t *deferred[4];
     int ndeferred;
+    hub_bucket_t msg_bucket, typing_bucket;
     struct hub_conn *hnext; /* registry chain */
     int registered;
 } hub_conn_t;
@@ -80,6 +98,8 @@ struct hub_worker {
     uint64_t next_conn;
     hub_conn_t *registry[HUB_REGISTRY_BUCKETS];
     sio_timer_t *touch;
+    struct pending_msg *pending[HUB_PENDING_BUCKETS]; /* messages this worker sent and has not answered */
+    hub_ip_bucket_t ip_buckets[HUB_IP_BUCKETS];
 };
 
 /* hub.c */
@@ -115,5 +135,22 @@ void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, js
 void hub_matching_conn_gone(hub_conn_t *c);
 /** Redis is back: a guest that was waiting asks again (Redis may have lost its queues). */
 void hub_matching_redis_back(hub_conn_t *c);
+
+/* chatting.c: namespace /chat */
+void hub_chat_attach(hub_t *h, sio_server_t *srv);
+void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
+int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag);
+void hub_chat_worker_stop(hub_worker_t *hw);
+
+/* deps.c: the offline queue and the history store, behind the hub */
+typedef void (*hub_queued_cb)(sio_worker_t *w, const char *err, void *ud);
+void hub_offq_publish(hub_worker_t *hw, const char *guest_id, const char *body, size_t len, hub_queued_cb cb, void *ud);
+void hub_offq_ack(hub_worker_t *hw, uint64_t tag);
+void hub_offq_release(hub_worker_t *hw, uint64_t tag);
+void hub_history_message(hub_t *h, const char *sid, int64_t seq, const char *id, const char *sender, const char *text,
+                         int64_t sent_ms, int64_t delivered_ms);
+void hub_history_session_end(hub_t *h, const char *sid, int64_t ended_ms, const char *reason);
+void hub_history_report(hub_t *h, const char *report_id, const char *sid, const char *reporter, const char *reason,
+                        int64_t created_ms);
 
 #endif

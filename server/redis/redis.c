@@ -481,3 +481,51 @@ void redis_subscribe(redis_client_t *c, const char *channel)
     if (c->state == ST_UP)
         send_internal(c, P_INTERNAL, 2, (const char *[]){"SUBSCRIBE", channel});
 }
+
+typedef struct strings_call {
+    redis_strings_cb cb;
+    void *ud;
+} strings_call_t;
+
+static void on_strings_reply(redisReply *reply, const char *err, void *ud)
+{
+    strings_call_t *call = ud;
+    redis_strings_t r = {0};
+    char nums[8][24];
+    if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
+        reply->element[0]->type != REDIS_REPLY_STRING) {
+        r.status = "err";
+        r.err = redis_err_unavailable;
+    } else {
+        r.status = reply->element[0]->str;
+        for (size_t i = 1; i < reply->elements && r.n < 8; i++) {
+            redisReply *e = reply->element[i];
+            if (e->type == REDIS_REPLY_STRING) {
+                r.v[r.n] = e->str;
+            } else if (e->type == REDIS_REPLY_INTEGER) {
+                snprintf(nums[r.n], sizeof(nums[r.n]), "%lld", e->integer);
+                r.v[r.n] = nums[r.n];
+            } else {
+                r.v[r.n] = "";
+            }
+            r.n++;
+        }
+        if (strcmp(r.status, "err") == 0)
+            r.err = r.n > 0 ? r.v[0] : redis_err_unavailable;
+    }
+    if (call->cb != NULL)
+        call->cb(&r, call->ud);
+    free(call);
+}
+
+int redis_eval_strings(redis_client_t *c, const redis_script_t *s, int nargs, const char **args, redis_strings_cb cb,
+                       void *ud)
+{
+    strings_call_t *call = buf_xcalloc(1, sizeof(*call));
+    call->cb = cb;
+    call->ud = ud;
+    int rc = redis_eval(c, s, 0, nargs, args, NULL, on_strings_reply, call);
+    if (rc != 0)
+        free(call);
+    return rc;
+}

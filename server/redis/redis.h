@@ -92,6 +92,24 @@ int redis_command(redis_client_t *c, redis_reply_cb cb, void *ud, const char *ar
 /** Calls a script by SHA with `nkeys` keys first in `args`, then the other arguments. Same returns. */
 int redis_eval(redis_client_t *c, const redis_script_t *s, int nkeys, int nargs, const char **args,
                const size_t *arglens, redis_reply_cb cb, void *ud);
+/**
+ * The reply of a script that answers an array of strings: `status` is its
+ * first element ("ok", "err", ...); `err` is NULL, or the second element when
+ * the status is "err", or redis_err_unavailable when there was no usable
+ * answer (connection lost, script error, wrong shape). `v` holds the elements
+ * after the status (integers as text), borrowed for the callback.
+ */
+typedef struct redis_strings {
+    const char *status;
+    const char *err;
+    int n;
+    const char *v[8];
+} redis_strings_t;
+typedef void (*redis_strings_cb)(const redis_strings_t *r, void *ud);
+/** redis_eval without keys, for scripts that answer an array of strings. Same returns. */
+int redis_eval_strings(redis_client_t *c, const redis_script_t *s, int nargs, const char **args, redis_strings_cb cb,
+                       void *ud);
+
 /** Subscribes to `channel` (copied), now and after every reconnect. Subscriber clients only. */
 void redis_subscribe(redis_client_t *c, const char *channel);
 

@@ -47,11 +47,39 @@ export async function connectGuest(t, url, opts = {}) {
   const match = manager.socket("/match");
   match.onAny(validate);
   await next(match, "connect");
+  // /chat: incoming messages are recorded and acked (the receipt), unless `holdReceipts`
+  const chat = manager.socket("/chat");
+  chat.onAny(validate);
+  const inbox = [];
+  const g = {};
+  chat.on("chat:message", (m, ack) => { inbox.push(m); if (!g.holdReceipts && ack) ack(); });
+  await next(chat, "connect");
+  const say = async (payload) => {
+    const answer = await chat.timeout(10000).emitWithAck("chat:message", payload);
+    const problem = check("chat-message-ack", answer);
+    if (problem) violations.push(problem);
+    return answer;
+  };
+  const tell = (event, payload) => chat.timeout(5000).emitWithAck(event, payload);
   const ask = async (event, payload) => {
     const answer = await match.timeout(5000).emitWithAck(event, payload);
     const problem = check(ackSchema(event), answer);
     if (problem) violations.push(problem);
     return answer;
   };
-  return { manager, root, match, session, userSessions, ask };
+  return Object.assign(g, { manager, root, match, chat, inbox, session, userSessions, ask, say, tell });
+}
+
+// Two guests matched with each other: a on urlA requests first, b on urlB is proposed and accepts.
+export async function matchedPair(t, urlA, urlB, opts = {}) {
+  const a = await connectGuest(t, urlA, opts.a);
+  const b = await connectGuest(t, urlB, opts.b);
+  await a.ask("match:request", {});
+  const proposal = next(a.match, "match:proposal");
+  await b.ask("match:request", {});
+  const p = await proposal;
+  const sessions = [next(a.root, "user-session"), next(b.root, "user-session")];
+  await a.ask("match:accept", { proposalId: p.proposalId });
+  const [sa] = await Promise.all(sessions);
+  return { a, b, sessionId: sa.sessionId };
 }

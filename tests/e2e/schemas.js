@@ -21,6 +21,7 @@ export function check(name, payload) {
 export const eventSchema = {
   "session": "session", "user-session": "user-session", "user-left": "user-left", "peer-status": "peer-status",
   "match:proposal": "match-proposal", "match:waiting": "match-waiting", "match:expired": "match-expired",
-  "match:withdrawn": "match-withdrawn",
+  "match:withdrawn": "match-withdrawn", "chat:message": "chat-message", "chat:delivered": "chat-delivered",
+  "chat:read": "chat-read", "chat:typing": "chat-typing",
 };
 export const ackSchema = (event) => (event === "match:request" ? "match-request-ack" : "match-ok-ack");

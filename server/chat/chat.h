@@ -1,0 +1,45 @@
+/*
+ * chat: what two guests of a session share across nodes, kept in Redis by
+ * one Lua script (chat.lua, compiled in): message numbers (seq, per session,
+ * from 1, atomic across nodes), idempotent re-sends by the client's message
+ * id, delivery status (pending, queued, delivered), relayed typing and read
+ * marks, presence, and the end of a session. Notifications for a guest go
+ * to its worker's channel, like the matcher's.
+ */
+#ifndef NEARCHAT_CHAT_H
+#define NEARCHAT_CHAT_H
+#include <stddef.h>
+
+#include "../redis/redis.h"
+
+/** The script with its SHA; initialised by chat_init (once, before the workers start). */
+extern redis_script_t chat_script;
+void chat_init(void);
+
+/** 1 when `s` (len bytes) is well-formed UTF-8 with no NUL and no overlong or surrogate forms. */
+int chat_utf8_valid(const char *s, size_t len);
+
+/*
+ * Each call returns 0 and later calls `cb` once (a redis_strings_t reply), or
+ * REDIS_CLIENT_ERR_DOWN at once without calling it.
+ */
+
+/** Numbers a message: "new" seq ts peer peer_channel, or "dup" seq ts status peer peer_channel; err not_in_session. */
+int chat_send(redis_client_t *c, const char *sid, const char *sender, const char *id, int ttl_s, redis_strings_cb cb,
+              void *ud);
+/** Moves a message's status forward ("queued", "delivered"). */
+int chat_set_status(redis_client_t *c, const char *sid, const char *sender, const char *id, const char *status,
+                    redis_strings_cb cb, void *ud);
+/** The recipient acked: marks it delivered and tells the sender's worker; "ok" was_status. */
+int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb,
+                   void *ud);
+/** Relays `json` (an object's text) to the peer as a notification of type `kind`; err not_in_session. */
+int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,
+               redis_strings_cb cb, void *ud);
+/** Ends the session for both ("left", "reported", "expired"); "ok" peer; err not_in_session. */
+int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s,
+             redis_strings_cb cb, void *ud);
+/** Tells the peer of the guest's live session that the guest came (1) or went (0); "ok" sid, or "none". */
+int chat_presence(redis_client_t *c, const char *guest, int online, redis_strings_cb cb, void *ud);
+
+#endif

@@ -1,0 +1,118 @@
+-- nearchat chat: the per-session state that every node shares, changed
+-- atomically: message numbering (seq) with idempotent re-sends, delivery
+-- status, and the end of a session. Called as EVALSHA sha 0 op args...
+-- Keys share the {nc} hash tag with the matcher's, which made the session:
+--   {nc}:s:<sid>    session hash (a, b, alias_*, cname_*, cc_*, started, ended, reason)
+--   {nc}:gs:<gid>   the live session of a guest
+--   {nc}:seq:<sid>  the last seq given out
+--   {nc}:cm:<sid>:<sender>:<id>  a message: seq, ts, st (pending, queued, delivered)
+-- Notifications go to the worker channel of a guest (g:<id>.chan), as JSON.
+
+local P = '{nc}:'
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function publish(g, msg)
+  local chan = redis.call('HGET', P .. 'g:' .. g, 'chan')
+  if chan then
+    msg.g = g
+    redis.call('PUBLISH', chan, cjson.encode(msg))
+    return true
+  end
+  return false
+end
+
+-- The other guest of session `sid` for guest `g`, or nil when g is not in it.
+local function peer_of(sid, g)
+  if redis.call('GET', P .. 'gs:' .. g) ~= sid then return nil end
+  local a, b = unpack(redis.call('HMGET', P .. 's:' .. sid, 'a', 'b'))
+  if a == g then return b end
+  if b == g then return a end
+  return nil
+end
+
+local op = ARGV[1]
+
+-- send sid sender id ttl_s
+-- New: {'new', seq, ts, peer, peer_chan}; a re-send: {'dup', seq, ts, st, peer, peer_chan}.
+if op == 'send' then
+  local sid, g, id, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+  local peer = peer_of(sid, g)
+  if not peer then return {'err', 'not_in_session'} end
+  local chan = redis.call('HGET', P .. 'g:' .. peer, 'chan') or ''
+  local key = P .. 'cm:' .. sid .. ':' .. g .. ':' .. id
+  local m = redis.call('HMGET', key, 'seq', 'ts', 'st')
+  if m[1] then return {'dup', m[1], m[2], m[3], peer, chan} end
+  local seq = redis.call('INCR', P .. 'seq:' .. sid)
+  redis.call('EXPIRE', P .. 'seq:' .. sid, ttl)
+  local ts = now_ms()
+  redis.call('HSET', key, 'seq', seq, 'ts', ts, 'st', 'pending')
+  redis.call('EXPIRE', key, ttl)
+  return {'new', tostring(seq), tostring(ts), peer, chan}
+end
+
+-- status sid sender id st : pending -> queued -> delivered, never back
+if op == 'status' then
+  local key = P .. 'cm:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4]
+  local cur = redis.call('HGET', key, 'st')
+  if not cur then return {'gone'} end
+  if cur == 'delivered' or (cur == 'queued' and ARGV[5] == 'pending') then return {'ok', cur} end
+  redis.call('HSET', key, 'st', ARGV[5])
+  return {'ok', ARGV[5]}
+end
+
+-- delivered sid sender id : the recipient's client acked; the sender's worker hears of it
+-- Returns {'ok', was} where was is the status before ('delivered' means a repeat).
+if op == 'delivered' then
+  local sid, sender, id = ARGV[2], ARGV[3], ARGV[4]
+  local key = P .. 'cm:' .. sid .. ':' .. sender .. ':' .. id
+  local m = redis.call('HMGET', key, 'seq', 'st')
+  if not m[1] then return {'gone'} end
+  redis.call('HSET', key, 'st', 'delivered')
+  publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(m[1])})
+  return {'ok', m[2]}
+end
+
+-- relay sid from kind json : typing and read go to the peer as they are
+if op == 'relay' then
+  local sid, g = ARGV[2], ARGV[3]
+  local peer = peer_of(sid, g)
+  if not peer then return {'err', 'not_in_session'} end
+  local msg = cjson.decode(ARGV[5])
+  msg.t, msg.sid = ARGV[4], sid
+  publish(peer, msg)
+  return {'ok'}
+end
+
+-- end sid g reason ttl_s : leave, report (never again), expiry; both sides hear user-left
+if op == 'end' then
+  local sid, g, reason, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+  local peer = peer_of(sid, g)
+  if not peer then return {'err', 'not_in_session'} end
+  redis.call('DEL', P .. 'gs:' .. g, P .. 'gs:' .. peer)
+  redis.call('HSET', P .. 's:' .. sid, 'ended', now_ms(), 'reason', reason)
+  if reason == 'reported' then
+    redis.call('SADD', P .. 'nv:' .. g, peer)
+    redis.call('EXPIRE', P .. 'nv:' .. g, ttl)
+    redis.call('SADD', P .. 'nv:' .. peer, g)
+    redis.call('EXPIRE', P .. 'nv:' .. peer, ttl)
+  end
+  publish(peer, {t = 'left', sid = sid, reason = reason})
+  return {'ok', peer}
+end
+
+-- presence g online : tells the peer of g's live session that g came or went
+if op == 'presence' then
+  local g = ARGV[2]
+  local sid = redis.call('GET', P .. 'gs:' .. g)
+  if not sid then return {'none'} end
+  local peer = peer_of(sid, g)
+  if not peer then return {'none'} end
+  publish(peer, {t = 'peer', sid = sid, online = ARGV[3] == '1'})
+  return {'ok', sid}
+end
+
+return redis.error_reply('unknown op')

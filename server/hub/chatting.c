@@ -1,0 +1,625 @@
+/*
+ * Namespace /chat: messages with their promise (the sender's ack only once
+ * the message is delivered or durably queued), receipts, typing, read marks,
+ * leave and report, presence.
+ *
+ * A message travels from the sender's worker (the origin, which keeps the
+ * pending ack) to the worker of the recipient over Redis pub/sub. The
+ * recipient's client ack is the receipt: chat.lua marks the message
+ * delivered and tells the sender's worker. No receipt in time, or no
+ * recipient connected, and the origin puts the message in the recipient's
+ * offline queue; only the broker's confirm lets the ack say "queued".
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../chat/chat.h"
+#include "../log/log.h"
+#include "internal.h"
+
+#define MAX_ID_LEN 64
+#define MAX_TEXT 4096
+#define MAX_REASON 500
+#define MAX_ACKS 4
+
+/* ---- token buckets ---- */
+
+static int bucket_take(hub_bucket_t *b, const int rate[2], uint64_t now_ms)
+{
+    if (rate[0] <= 0 || rate[1] <= 0)
+        return 1;
+    double cap = rate[0], per_ms = (double)rate[0] / (rate[1] * 1000.0);
+    if (b->at_ms == 0)
+        b->tokens = cap;
+    else
+        b->tokens = fmin(cap, b->tokens + (double)(now_ms - b->at_ms) * per_ms);
+    b->at_ms = now_ms;
+    if (b->tokens < 1)
+        return 0;
+    b->tokens -= 1;
+    return 1;
+}
+
+static hub_bucket_t *ip_bucket(hub_worker_t *hw, const char *ip)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = ip; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    hub_ip_bucket_t *slot = &hw->ip_buckets[h % HUB_IP_BUCKETS];
+    if (strcmp(slot->ip, ip) != 0) { /* a new address takes the slot over with a full bucket */
+        snprintf(slot->ip, sizeof(slot->ip), "%s", ip);
+        memset(&slot->b, 0, sizeof(slot->b));
+    }
+    return &slot->b;
+}
+
+/* ---- pending messages (at the origin) ---- */
+
+typedef struct pending_msg {
+    char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3]; /* sid|sender|id */
+    char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], peer[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
+    hub_conn_t *c; /* the sender's connection (a reference) */
+    int64_t acks[MAX_ACKS];
+    int nacks;
+    int64_t seq, ts;
+    char *text;
+    sio_timer_t *timer;
+    hub_worker_t *hw;
+    int queueing; /* handed to the offline queue: no more live attempts */
+    struct pending_msg *next;
+} pending_msg_t;
+
+static size_t key_bucket(const char *key)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = key; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    return h % HUB_PENDING_BUCKETS;
+}
+
+static pending_msg_t *pending_find(hub_worker_t *hw, const char *key)
+{
+    for (pending_msg_t *p = hw->pending[key_bucket(key)]; p != NULL; p = p->next)
+        if (strcmp(p->key, key) == 0)
+            return p;
+    return NULL;
+}
+
+static void pending_unlink(pending_msg_t *m)
+{
+    for (pending_msg_t **pp = &m->hw->pending[key_bucket(m->key)]; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == m) {
+            *pp = m->next;
+            return;
+        }
+}
+
+static void pending_free(pending_msg_t *m)
+{
+    pending_unlink(m);
+    sio_timer_free(m->timer);
+    hub_conn_unref(m->c);
+    free(m->text);
+    free(m);
+}
+
+static sio_socket_t *chat_socket(hub_conn_t *c)
+{
+    return c != NULL && c->root != NULL ? sio_socket_sibling(c->root, "/chat") : NULL;
+}
+
+/* Answers every ack waiting for this message, then forgets it. */
+static void pending_answer(pending_msg_t *m, const char *status, const char *err)
+{
+    sio_socket_t *s = chat_socket(m->c);
+    for (int i = 0; i < m->nacks && s != NULL; i++) {
+        if (err != NULL)
+            hub_ack_error(s, m->acks[i], err);
+        else
+            hub_ack(s, m->acks[i],
+                    json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 1, "id", m->id, "seq", (json_int_t)m->seq, "ts",
+                              (json_int_t)m->ts, "status", status));
+    }
+    if (err == NULL && strcmp(status, "delivered") == 0)
+        metrics_inc(m->hw->hub->m.msgs_delivered);
+    else if (err == NULL)
+        metrics_inc(m->hw->hub->m.msgs_queued);
+    else
+        metrics_inc(m->hw->hub->m.msgs_unavailable);
+    pending_free(m);
+}
+
+/* ---- the offline path ---- */
+
+static void on_status_queued(const redis_strings_t *r, void *ud)
+{
+    pending_msg_t *m = ud;
+    /* a receipt may have won the race: then the message was delivered after all */
+    const char *st = r->err == NULL && r->n > 0 ? r->v[0] : "queued";
+    pending_answer(m, strcmp(st, "delivered") == 0 ? "delivered" : "queued", NULL);
+}
+
+static void on_queued(sio_worker_t *w, const char *err, void *ud)
+{
+    pending_msg_t *m = ud;
+    if (err != NULL) {
+        pending_answer(m, NULL, "unavailable");
+        return;
+    }
+    if (chat_set_status(m->hw->cmd, m->sid, m->sender, m->id, "queued", on_status_queued, m) != 0)
+        pending_answer(m, "queued", NULL); /* confirmed by the broker: durable, whatever Redis says */
+}
+
+static void queue_offline(pending_msg_t *m)
+{
+    if (m->queueing)
+        return;
+    m->queueing = 1;
+    sio_timer_stop(m->timer);
+    hub_t *h = m->hw->hub;
+    if (h->offq == NULL) {
+        pending_answer(m, NULL, "unavailable");
+        return;
+    }
+    json_t *body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "sessionId", m->sid, "id", m->id, "sender", m->sender, "seq",
+                             (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    hub_offq_publish(m->hw, m->peer, text, strlen(text), on_queued, m);
+    free(text);
+}
+
+static void on_delivery_timeout(sio_timer_t *t, void *ud)
+{
+    queue_offline(ud);
+}
+
+/* Sends the message to the recipient's worker, or straight to its queue when it is nowhere. */
+static void deliver(pending_msg_t *m, const char *peer_channel)
+{
+    if (peer_channel == NULL || peer_channel[0] == '\0') {
+        queue_offline(m);
+        return;
+    }
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", m->peer, "sid", m->sid, "id", m->id,
+                            "seq", (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text, "sender", m->sender,
+                            "from", m->hw->channel);
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    int rc = redis_command(m->hw->cmd, NULL, NULL, "PUBLISH", peer_channel, text, (const char *)NULL);
+    free(text);
+    if (rc != 0) {
+        queue_offline(m);
+        return;
+    }
+    m->timer = sio_timer_new(m->hw->w, on_delivery_timeout, m);
+    sio_timer_start(m->timer, (uint64_t)m->hw->hub->cfg->chat_delivery_timeout_ms);
+}
+
+/* ---- client events ---- */
+
+typedef struct send_call {
+    hub_conn_t *c;
+    int64_t ack_id;
+    char sid[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
+    char *text;
+} send_call_t;
+
+static void send_call_free(send_call_t *sc)
+{
+    hub_conn_unref(sc->c);
+    free(sc->text);
+    free(sc);
+}
+
+static void on_numbered(const redis_strings_t *r, void *ud)
+{
+    send_call_t *sc = ud;
+    hub_conn_t *c = sc->c;
+    sio_socket_t *s = chat_socket(c);
+    if (r->err != NULL) {
+        if (s != NULL)
+            hub_ack_error(s, sc->ack_id, r->err);
+        send_call_free(sc);
+        return;
+    }
+    int dup = strcmp(r->status, "dup") == 0;
+    int64_t seq = atoll(r->v[0]), ts = atoll(r->v[1]);
+    const char *peer = r->v[dup ? 3 : 2], *chan = r->v[dup ? 4 : 3];
+    if (dup && strcmp(r->v[2], "pending") != 0) { /* settled already: the same answer again */
+        if (s != NULL)
+            hub_ack(s, sc->ack_id,
+                    json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 1, "id", sc->id, "seq", (json_int_t)seq, "ts",
+                              (json_int_t)ts, "status", r->v[2]));
+        send_call_free(sc);
+        return;
+    }
+    hub_worker_t *hw = c->hw;
+    char key[sizeof(((pending_msg_t *)0)->key)];
+    snprintf(key, sizeof(key), "%s|%s|%s", sc->sid, c->gid, sc->id);
+    pending_msg_t *m = pending_find(hw, key);
+    if (m != NULL) { /* the first attempt is still under way here: answer both with its outcome */
+        if (m->nacks < MAX_ACKS)
+            m->acks[m->nacks++] = sc->ack_id;
+        send_call_free(sc);
+        return;
+    }
+    m = buf_xcalloc(1, sizeof(*m));
+    snprintf(m->key, sizeof(m->key), "%s", key);
+    snprintf(m->sid, sizeof(m->sid), "%s", sc->sid);
+    snprintf(m->sender, sizeof(m->sender), "%s", c->gid);
+    snprintf(m->peer, sizeof(m->peer), "%s", peer);
+    snprintf(m->id, sizeof(m->id), "%s", sc->id);
+    m->c = hub_conn_ref(c);
+    m->hw = hw;
+    m->acks[m->nacks++] = sc->ack_id;
+    m->seq = seq;
+    m->ts = ts;
+    m->text = sc->text;
+    sc->text = NULL;
+    size_t b = key_bucket(m->key);
+    m->next = hw->pending[b];
+    hw->pending[b] = m;
+    send_call_free(sc);
+    deliver(m, chan);
+}
+
+/* The first argument as an object (a new reference), or NULL. */
+static json_t *payload_of(json_t *args)
+{
+    json_t *a = json_array_get(args, 0);
+    return json_is_object(a) ? json_incref(a) : NULL;
+}
+
+static const char *session_of(json_t *p)
+{
+    const char *sid = json_string_value(json_object_get(p, "sessionId"));
+    return sid != NULL && guest_id_valid(sid) ? sid : NULL;
+}
+
+static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins, void *ud)
+{
+    hub_t *h = ud;
+    hub_conn_t *c = hub_conn_of(s);
+    if (c == NULL) {
+        hub_ack_error(s, ack_id, "not_authenticated");
+        return;
+    }
+    metrics_inc(h->m.msgs_in);
+    json_t *p = payload_of(args);
+    json_t *jtext = json_object_get(p, "text");
+    const char *sid = session_of(p), *id = json_string_value(json_object_get(p, "id"));
+    const char *text = json_string_value(jtext);
+    size_t idlen = id != NULL ? strlen(id) : 0, tlen = text != NULL ? json_string_length(jtext) : 0;
+    const char *problem = NULL;
+    if (p == NULL || id == NULL || idlen < 1 || idlen > MAX_ID_LEN || text == NULL || tlen < 1 ||
+        !chat_utf8_valid(id, idlen) || !chat_utf8_valid(text, tlen) || strchr(id, '|') != NULL)
+        problem = "invalid";
+    else if (sid == NULL)
+        problem = "not_in_session";
+    else if (tlen > MAX_TEXT)
+        problem = "too_long";
+    else {
+        uint64_t now = sio_worker_now(c->hw->w);
+        if (!bucket_take(&c->msg_bucket, h->cfg->chat_rate_guest, now) ||
+            !bucket_take(ip_bucket(c->hw, c->ip), h->cfg->chat_rate_ip, now)) {
+            problem = "rate_limited";
+            metrics_inc(h->m.chat_rate_limited);
+        }
+    }
+    if (problem != NULL) {
+        hub_ack_error(s, ack_id, problem);
+        json_decref(p);
+        return;
+    }
+    send_call_t *sc = buf_xcalloc(1, sizeof(*sc));
+    sc->c = hub_conn_ref(c);
+    sc->ack_id = ack_id;
+    snprintf(sc->sid, sizeof(sc->sid), "%s", sid);
+    snprintf(sc->id, sizeof(sc->id), "%s", id);
+    sc->text = buf_xmalloc(tlen + 1);
+    memcpy(sc->text, text, tlen + 1);
+    json_decref(p);
+    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, on_numbered, sc) != 0) {
+        hub_ack_error(s, ack_id, "unavailable");
+        send_call_free(sc);
+    }
+}
+
+/* An answer that only needs ok, or the error, on the sender's /chat socket. */
+typedef struct simple_call {
+    hub_conn_t *c;
+    int64_t ack_id;
+    int kind;
+    char sid[GUEST_ID_LEN + 1];
+    char *reason;
+} simple_call_t;
+
+enum { CALL_RELAY, CALL_LEAVE, CALL_REPORT };
+
+static simple_call_t *simple_new(hub_conn_t *c, int64_t ack_id, int kind, const char *sid)
+{
+    simple_call_t *sc = buf_xcalloc(1, sizeof(*sc));
+    sc->c = hub_conn_ref(c);
+    sc->ack_id = ack_id;
+    sc->kind = kind;
+    snprintf(sc->sid, sizeof(sc->sid), "%s", sid);
+    return sc;
+}
+
+static void simple_free(simple_call_t *sc)
+{
+    hub_conn_unref(sc->c);
+    free(sc->reason);
+    free(sc);
+}
+
+static void on_simple(const redis_strings_t *r, void *ud)
+{
+    simple_call_t *sc = ud;
+    sio_socket_t *s = chat_socket(sc->c);
+    if (r->err == NULL && (sc->kind == CALL_LEAVE || sc->kind == CALL_REPORT)) {
+        hub_t *h = sc->c->hw->hub;
+        int64_t now = (int64_t)time(NULL) * 1000;
+        hub_history_session_end(h, sc->sid, now, sc->kind == CALL_REPORT ? "reported" : "left");
+        if (sc->kind == CALL_REPORT) {
+            char rid[GUEST_ID_LEN + 1];
+            guest_new_id(rid);
+            hub_history_report(h, rid, sc->sid, sc->c->gid, sc->reason, now);
+            metrics_inc(h->m.reports);
+        }
+    }
+    if (s != NULL) {
+        if (r->err != NULL)
+            hub_ack_error(s, sc->ack_id, r->err);
+        else
+            hub_ack(s, sc->ack_id, json_pack("{s:b}", "ok", 1));
+    }
+    simple_free(sc);
+}
+
+static void on_typing(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins, void *ud)
+{
+    hub_t *h = ud;
+    hub_conn_t *c = hub_conn_of(s);
+    json_t *p = payload_of(args);
+    const char *sid = session_of(p);
+    json_t *typing = json_object_get(p, "typing");
+    if (c == NULL || sid == NULL || !json_is_boolean(typing)) {
+        hub_ack_error(s, ack_id, c == NULL ? "not_authenticated" : sid == NULL && p != NULL ? "not_in_session" : "invalid");
+        json_decref(p);
+        return;
+    }
+    if (!bucket_take(&c->typing_bucket, h->cfg->typing_rate_guest, sio_worker_now(c->hw->w))) {
+        metrics_inc(h->m.chat_rate_limited);
+        hub_ack_error(s, ack_id, "rate_limited");
+        json_decref(p);
+        return;
+    }
+    const char *body = json_is_true(typing) ? "{\"typing\":true}" : "{\"typing\":false}";
+    simple_call_t *sc = simple_new(c, ack_id, CALL_RELAY, sid);
+    json_decref(p);
+    if (chat_relay(c->hw->cmd, sc->sid, c->gid, "typing", body, on_simple, sc) != 0) {
+        hub_ack_error(s, ack_id, "unavailable");
+        simple_free(sc);
+    }
+}
+
+static void on_read(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins, void *ud)
+{
+    hub_conn_t *c = hub_conn_of(s);
+    json_t *p = payload_of(args);
+    const char *sid = session_of(p);
+    json_t *up = json_object_get(p, "upToSeq");
+    if (c == NULL || sid == NULL || !json_is_integer(up) || json_integer_value(up) < 1) {
+        hub_ack_error(s, ack_id, c == NULL ? "not_authenticated" : sid == NULL && p != NULL ? "not_in_session" : "invalid");
+        json_decref(p);
+        return;
+    }
+    char body[64];
+    snprintf(body, sizeof(body), "{\"upToSeq\":%lld}", (long long)json_integer_value(up));
+    simple_call_t *sc = simple_new(c, ack_id, CALL_RELAY, sid);
+    json_decref(p);
+    if (chat_relay(c->hw->cmd, sc->sid, c->gid, "read", body, on_simple, sc) != 0) {
+        hub_ack_error(s, ack_id, "unavailable");
+        simple_free(sc);
+    }
+}
+
+static void end_session(sio_socket_t *s, json_t *args, int64_t ack_id, hub_t *h, int kind)
+{
+    hub_conn_t *c = hub_conn_of(s);
+    json_t *p = payload_of(args);
+    const char *sid = session_of(p);
+    const char *reason = json_string_value(json_object_get(p, "reason"));
+    size_t rlen = reason != NULL ? strlen(reason) : 0;
+    const char *problem = NULL;
+    if (c == NULL)
+        problem = "not_authenticated";
+    else if (p == NULL)
+        problem = "invalid";
+    else if (kind == CALL_REPORT && (rlen < 1 || rlen > MAX_REASON || !chat_utf8_valid(reason, rlen)))
+        problem = rlen > MAX_REASON ? "too_long" : "invalid";
+    else if (sid == NULL)
+        problem = "not_in_session";
+    if (problem != NULL) {
+        hub_ack_error(s, ack_id, problem);
+        json_decref(p);
+        return;
+    }
+    simple_call_t *sc = simple_new(c, ack_id, kind, sid);
+    if (reason != NULL)
+        sc->reason = strdup(reason);
+    json_decref(p);
+    if (chat_end(c->hw->cmd, sc->sid, c->gid, kind == CALL_REPORT ? "reported" : "left", h->cfg->token_ttl_s, on_simple,
+                 sc) != 0) {
+        hub_ack_error(s, ack_id, "unavailable");
+        simple_free(sc);
+    }
+}
+
+static void on_leave(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins, void *ud)
+{
+    end_session(s, args, ack_id, ud, CALL_LEAVE);
+}
+
+static void on_report(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin_t *bins, size_t nbins, void *ud)
+{
+    end_session(s, args, ack_id, ud, CALL_REPORT);
+}
+
+/* ---- the recipient's side ---- */
+
+typedef struct inbound {
+    hub_conn_t *c;
+    char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
+    char from[160];
+    char *text;
+    int64_t seq, ts;
+    uint64_t offq_tag; /* from the offline queue: ack it there once the client acked */
+} inbound_t;
+
+static void inbound_free(inbound_t *in)
+{
+    hub_conn_unref(in->c);
+    free(in->text);
+    free(in);
+}
+
+/* Tells the origin that the message could not be handed over here. */
+static void send_nack(hub_worker_t *hw, const char *from, const char *sid, const char *sender, const char *id)
+{
+    if (from == NULL || from[0] == '\0')
+        return;
+    json_t *n = json_pack("{s:s,s:s,s:s,s:s}", "t", "nack", "g", sender, "sid", sid, "id", id);
+    char *text = json_dumps(n, JSON_COMPACT);
+    json_decref(n);
+    redis_command(hw->cmd, NULL, NULL, "PUBLISH", from, text, (const char *)NULL);
+    free(text);
+}
+
+static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bins, size_t nbins, void *ud)
+{
+    inbound_t *in = ud;
+    hub_worker_t *hw = in->c->hw;
+    if (args == NULL) { /* the connection ended first: not delivered */
+        if (in->offq_tag != 0)
+            hub_offq_release(hw, in->offq_tag);
+        else
+            send_nack(hw, in->from, in->sid, in->sender, in->id);
+        inbound_free(in);
+        return;
+    }
+    chat_delivered(hw->cmd, in->sid, in->sender, in->id, NULL, NULL);
+    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts,
+                        (int64_t)time(NULL) * 1000);
+    if (in->offq_tag != 0)
+        hub_offq_ack(hw, in->offq_tag);
+    inbound_free(in);
+}
+
+/* Hands a message to the recipient's client; returns 0, or -1 when it has no /chat here. */
+int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag)
+{
+    sio_socket_t *s = chat_socket(c);
+    const char *sid = json_string_value(json_object_get(m, "sid"));
+    const char *id = json_string_value(json_object_get(m, "id"));
+    const char *sender = json_string_value(json_object_get(m, "sender"));
+    const char *text = json_string_value(json_object_get(m, "text"));
+    if (s == NULL || sid == NULL || id == NULL || sender == NULL || text == NULL)
+        return -1;
+    inbound_t *in = buf_xcalloc(1, sizeof(*in));
+    in->c = hub_conn_ref(c);
+    snprintf(in->sid, sizeof(in->sid), "%s", sid);
+    snprintf(in->sender, sizeof(in->sender), "%s", sender);
+    snprintf(in->id, sizeof(in->id), "%s", id);
+    snprintf(in->from, sizeof(in->from), "%s", from != NULL ? from : "");
+    in->text = strdup(text);
+    in->seq = json_integer_value(json_object_get(m, "seq"));
+    in->ts = json_integer_value(json_object_get(m, "ts"));
+    in->offq_tag = offq_tag;
+    json_t *ev = json_pack("[{s:s,s:s,s:I,s:s,s:I}]", "sessionId", sid, "id", id, "seq", (json_int_t)in->seq, "text",
+                           text, "ts", (json_int_t)in->ts);
+    sio_socket_emit_ack(s, "chat:message", ev, on_client_receipt, in);
+    json_decref(ev);
+    metrics_inc(c->hw->hub->m.msgs_out);
+    return 0;
+}
+
+/* ---- notifications ---- */
+
+void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *m)
+{
+    const char *sid = json_string_value(json_object_get(m, "sid"));
+    const char *gid = json_string_value(json_object_get(m, "g"));
+    if (sid == NULL || gid == NULL)
+        return;
+    if (strcmp(type, "msg") == 0) {
+        const char *from = json_string_value(json_object_get(m, "from"));
+        if (c == NULL || hub_chat_hand_over(c, m, from, 0) != 0)
+            send_nack(hw, from, sid, json_string_value(json_object_get(m, "sender")),
+                      json_string_value(json_object_get(m, "id")));
+        return;
+    }
+    if (strcmp(type, "nack") == 0 || strcmp(type, "delivered") == 0) {
+        const char *id = json_string_value(json_object_get(m, "id"));
+        if (id == NULL)
+            return;
+        char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
+        snprintf(key, sizeof(key), "%s|%s|%s", sid, gid, id);
+        pending_msg_t *pm = pending_find(hw, key);
+        if (strcmp(type, "nack") == 0) {
+            if (pm != NULL)
+                queue_offline(pm);
+            return;
+        }
+        if (c != NULL) {
+            json_t *ev = json_pack("{s:s,s:s,s:O}", "sessionId", sid, "id", id, "seq", json_object_get(m, "seq"));
+            hub_emit(c, "/chat", "chat:delivered", ev);
+            json_decref(ev);
+        }
+        if (pm != NULL && !pm->queueing)
+            pending_answer(pm, "delivered", NULL);
+        return;
+    }
+    if (c == NULL)
+        return;
+    if (strcmp(type, "typing") == 0) {
+        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "typing", json_object_get(m, "typing"));
+        hub_emit(c, "/chat", "chat:typing", ev);
+        json_decref(ev);
+    } else if (strcmp(type, "read") == 0) {
+        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "upToSeq", json_object_get(m, "upToSeq"));
+        hub_emit(c, "/chat", "chat:read", ev);
+        json_decref(ev);
+    } else if (strcmp(type, "left") == 0) {
+        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "reason", json_object_get(m, "reason"));
+        hub_emit(c, "/", "user-left", ev);
+        json_decref(ev);
+    } else if (strcmp(type, "peer") == 0) {
+        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "online", json_object_get(m, "online"));
+        hub_emit(c, "/", "peer-status", ev);
+        json_decref(ev);
+    }
+}
+
+/* The pending messages of a stopping worker are answered unavailable (the client may re-send). */
+void hub_chat_worker_stop(hub_worker_t *hw)
+{
+    for (size_t b = 0; b < HUB_PENDING_BUCKETS; b++)
+        while (hw->pending[b] != NULL)
+            pending_answer(hw->pending[b], NULL, "unavailable");
+}
+
+void hub_chat_attach(hub_t *h, sio_server_t *srv)
+{
+    sio_nsp_t *n = sio_server_of(srv, "/chat");
+    sio_nsp_on(n, "chat:message", on_message, h);
+    sio_nsp_on(n, "chat:typing", on_typing, h);
+    sio_nsp_on(n, "chat:read", on_read, h);
+    sio_nsp_on(n, "chat:leave", on_leave, h);
+    sio_nsp_on(n, "chat:report", on_report, h);
+}

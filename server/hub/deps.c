@@ -1,0 +1,34 @@
+/*
+ * The hub's view of the offline queue and the history store. Until those
+ * modules are wired in, a message that cannot be delivered live is answered
+ * "unavailable" (never "queued": nothing durable holds it), and history
+ * writes are dropped here, which the ack promise does not depend on.
+ */
+#include "internal.h"
+
+void hub_offq_publish(hub_worker_t *hw, const char *guest_id, const char *body, size_t len, hub_queued_cb cb, void *ud)
+{
+    cb(hw->w, "unavailable", ud);
+}
+
+void hub_offq_ack(hub_worker_t *hw, uint64_t tag)
+{
+}
+
+void hub_offq_release(hub_worker_t *hw, uint64_t tag)
+{
+}
+
+void hub_history_message(hub_t *h, const char *sid, int64_t seq, const char *id, const char *sender, const char *text,
+                         int64_t sent_ms, int64_t delivered_ms)
+{
+}
+
+void hub_history_session_end(hub_t *h, const char *sid, int64_t ended_ms, const char *reason)
+{
+}
+
+void hub_history_report(hub_t *h, const char *report_id, const char *sid, const char *reporter, const char *reason,
+                        int64_t created_ms)
+{
+}

@@ -1,0 +1,135 @@
+// Live chat end to end (protocol.md §3 user-session/user-left/peer-status, §5):
+// guests on two chatd nodes sharing one redis-server, the official client.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { startChatd } from "./harness.js";
+import { startRedis } from "./redis.js";
+import { connectGuest, matchedPair, next } from "./guests.js";
+
+async function twoNodes(t, env = {}) {
+  const redis = await startRedis(t);
+  const n0 = await startChatd(t, { REDIS_URL: redis.url, CHATD_NODE_ID: "n0", ...env });
+  const n1 = await startChatd(t, { REDIS_URL: redis.url, CHATD_NODE_ID: "n1", ...env }, { secret: n0.secret });
+  return { redis, nodes: [n0, n1] };
+}
+
+async function until(check, ms = 5000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("a conversation across two nodes: seq in order, receipts, read marks, typing", async (t) => {
+  const { nodes } = await twoNodes(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const deliveredToA = [];
+  a.chat.on("chat:delivered", (d) => deliveredToA.push(d));
+  const texts = ["hello", "ça va ? 👋", "x".repeat(4096)];
+  for (const [i, text] of texts.entries()) {
+    const ack = await a.say({ sessionId, id: `a-${i}`, text });
+    assert.deepEqual({ ...ack, ts: 0 }, { ok: true, id: `a-${i}`, seq: i + 1, ts: 0, status: "delivered" });
+    assert.ok(Math.abs(ack.ts - Date.now()) < 5000);
+  }
+  const back = await b.say({ sessionId, id: "b-0", text: "hi!" });
+  assert.equal(back.seq, 4);
+  assert.equal(back.status, "delivered");
+  assert.deepEqual(b.inbox.map((m) => [m.seq, m.id, m.text]), texts.map((x, i) => [i + 1, `a-${i}`, x]));
+  assert.deepEqual(a.inbox.map((m) => m.seq), [4]);
+  await until(() => deliveredToA.length === 3);
+  assert.deepEqual(deliveredToA.map((d) => d.seq), [1, 2, 3]);
+  // read marks and typing reach the peer
+  const readSeen = next(a.chat, "chat:read");
+  assert.deepEqual(await b.tell("chat:read", { sessionId, upToSeq: 3 }), { ok: true });
+  assert.deepEqual(await readSeen, { sessionId, upToSeq: 3 });
+  const typingSeen = next(b.chat, "chat:typing");
+  a.chat.emit("chat:typing", { sessionId, typing: true });
+  assert.deepEqual(await typingSeen, { sessionId, typing: true });
+});
+
+test("the same id sent twice: one seq, one delivery", async (t) => {
+  const { nodes } = await twoNodes(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const first = await a.say({ sessionId, id: "same", text: "once" });
+  const again = await a.say({ sessionId, id: "same", text: "once" });
+  assert.deepEqual(again, first);
+  const both = await Promise.all([a.say({ sessionId, id: "twin", text: "t" }), a.say({ sessionId, id: "twin", text: "t" })]);
+  assert.deepEqual(both[0], both[1]);
+  assert.equal(both[0].seq, 2);
+  await until(() => b.inbox.length >= 2);
+  assert.deepEqual(b.inbox.map((m) => m.id), ["same", "twin"]);
+});
+
+test("bad messages get the protocol's answer and change nothing", async (t) => {
+  const { nodes } = await twoNodes(t, { CHAT_RATE_GUEST: "3/60" });
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const cases = [
+    [{ sessionId, id: "1", text: "x".repeat(4097) }, "too_long"],
+    [{ sessionId, id: "2", text: "é".repeat(2049) }, "too_long"], // 4098 bytes
+    [{ sessionId, id: "3", text: "" }, "invalid"],
+    [{ sessionId, id: "", text: "x" }, "invalid"],
+    [{ sessionId, id: "i".repeat(65), text: "x" }, "invalid"],
+    [{ sessionId, id: 4, text: "x" }, "invalid"],
+    [{ sessionId, id: "5", text: 5 }, "invalid"],
+    [{ sessionId: "AAAAAAAAAAAAAAAAAAAAAA", id: "6", text: "x" }, "not_in_session"],
+    [{ sessionId: "nope", id: "7", text: "x" }, "not_in_session"],
+    ["text", "invalid"],
+  ];
+  for (const [payload, error] of cases)
+    assert.deepEqual(await a.say(payload), { ok: false, error }, JSON.stringify(payload).slice(0, 60));
+  const ok = await a.say({ sessionId, id: "fine", text: "still here" });
+  assert.equal(ok.seq, 1);
+  // the guest bucket: 3 per minute; only the unknown session (checked in Redis) took one before
+  assert.equal((await a.say({ sessionId, id: "fine2", text: "x" })).ok, true);
+  assert.deepEqual(await a.say({ sessionId, id: "fine3", text: "x" }), { ok: false, error: "rate_limited" });
+  assert.deepEqual(await b.tell("chat:read", { sessionId, upToSeq: 0 }), { ok: false, error: "invalid" });
+  assert.deepEqual(await b.tell("chat:report", { sessionId, reason: "" }), { ok: false, error: "invalid" });
+  assert.deepEqual(await b.tell("chat:report", { sessionId, reason: "r".repeat(501) }), { ok: false, error: "too_long" });
+  assert.equal(a.root.connected && b.root.connected, true);
+});
+
+test("leave ends the session for both; the peer gets user-left left", async (t) => {
+  const { nodes } = await twoNodes(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const left = next(b.root, "user-left");
+  assert.deepEqual(await a.tell("chat:leave", { sessionId }), { ok: true });
+  assert.deepEqual(await left, { sessionId, reason: "left" });
+  assert.deepEqual(await a.say({ sessionId, id: "late", text: "x" }), { ok: false, error: "not_in_session" });
+  assert.deepEqual(await b.tell("chat:leave", { sessionId }), { ok: false, error: "not_in_session" });
+  assert.deepEqual(await a.ask("match:request", {}), { ok: true, queued: true }); // free again
+});
+
+test("report ends the session, the peer gets user-left reported, and the pair is never matched again", async (t) => {
+  const { nodes } = await twoNodes(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const left = next(a.root, "user-left");
+  assert.deepEqual(await b.tell("chat:report", { sessionId, reason: "rude" }), { ok: true });
+  assert.deepEqual(await left, { sessionId, reason: "reported" });
+  // both look again: they never get each other; a newcomer is proposed instead
+  await a.ask("match:request", {});
+  await b.ask("match:request", {});
+  const c = await connectGuest(t, nodes[0].url);
+  const proposal = Promise.race([next(a.match, "match:proposal"), next(b.match, "match:proposal")]);
+  await c.ask("match:request", {});
+  await proposal;
+  assert.deepEqual(await a.ask("match:request", {}), { ok: false, error: "already_queued" });
+});
+
+test("peer-status: the peer's last connection goes, then comes back on the other node", async (t) => {
+  const { nodes } = await twoNodes(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const offline = next(a.root, "peer-status");
+  b.manager.engine.close();
+  assert.deepEqual(await offline, { sessionId, online: false });
+  const online = next(a.root, "peer-status");
+  const back = await connectGuest(t, nodes[0].url, { token: b.session.token });
+  assert.deepEqual(await online, { sessionId, online: true });
+  assert.equal(back.userSessions[0].sessionId, sessionId);
+  assert.equal(back.userSessions[0].resumed, true);
+  const ack = await a.say({ sessionId, id: "after", text: "welcome back" });
+  assert.equal(ack.status, "delivered");
+  assert.deepEqual(back.inbox.map((m) => m.text), ["welcome back"]);
+});
