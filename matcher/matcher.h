@@ -64,7 +64,11 @@ int match_request(redis_client_t *c, const match_config_t *cfg, const char *gues
                   double max_km, match_cb cb, void *ud);
 /** Widens a waiting guest's search to `stage`; the reply is "ok" stage waited_ms scope, or "not_waiting". */
 int match_widen(redis_client_t *c, const match_config_t *cfg, const char *guest_id, int stage, match_cb cb, void *ud);
-/** match:accept; makes the session with the two aliases (what each side will see of the other). */
+/**
+ * match:accept; makes the session with the two aliases (what each side will
+ * see of the other). The reply is "ok" sid requester requester_city
+ * requester_country accepter_city accepter_country started_ms.
+ */
 int match_accept(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *proposal_id,
                  match_cb cb, void *ud);
 int match_decline(redis_client_t *c, const match_config_t *cfg, const char *guest_id, const char *proposal_id,

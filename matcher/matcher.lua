@@ -312,7 +312,7 @@ if op == 'accept' then
   local d = p.d ~= '' and math.floor(tonumber(p.d) + 0.5) or cjson.null
   publish(r, {t = 'session', sid = sid, alias = ARGV[6], city = tp.cname, cc = tp.cc, d = d, started = now})
   publish(g, {t = 'session', sid = sid, alias = ARGV[5], city = rp.cname, cc = rp.cc, d = d, started = now})
-  return {'ok', sid}
+  return {'ok', sid, r, rp.cname, rp.cc, tp.cname, tp.cc, tostring(now)}
 end
 
 -- decline gid pid ttl_s nearby_km proposal_ms pid2

@@ -86,8 +86,8 @@ int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char
     return eval(c, 5, args, cb, ud);
 }
 
-int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s,
-             redis_strings_cb cb, void *ud)
+int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s, redis_strings_cb cb,
+             void *ud)
 {
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
@@ -98,5 +98,11 @@ int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *
 int chat_presence(redis_client_t *c, const char *guest, int online, redis_strings_cb cb, void *ud)
 {
     const char *args[] = {"presence", guest, online ? "1" : "0"};
+    return eval(c, 3, args, cb, ud);
+}
+
+int chat_notify(redis_client_t *c, const char *guest, const char *json, redis_strings_cb cb, void *ud)
+{
+    const char *args[] = {"notify", guest, json};
     return eval(c, 3, args, cb, ud);
 }

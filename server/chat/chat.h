@@ -37,9 +37,12 @@ int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const
 int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,
                redis_strings_cb cb, void *ud);
 /** Ends the session for both ("left", "reported", "expired"); "ok" peer; err not_in_session. */
-int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s,
-             redis_strings_cb cb, void *ud);
+int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s, redis_strings_cb cb,
+             void *ud);
 /** Tells the peer of the guest's live session that the guest came (1) or went (0); "ok" sid, or "none". */
 int chat_presence(redis_client_t *c, const char *guest, int online, redis_strings_cb cb, void *ud);
+
+/** Publishes `json` (an object's text, with "t") on the channel of the worker that holds `guest`, if any. */
+int chat_notify(redis_client_t *c, const char *guest, const char *json, redis_strings_cb cb, void *ud);
 
 #endif

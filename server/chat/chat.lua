@@ -115,4 +115,10 @@ if op == 'presence' then
   return {'ok', sid}
 end
 
+-- notify g json : a notification for guest g's worker, wherever it is
+if op == 'notify' then
+  publish(ARGV[2], cjson.decode(ARGV[3]))
+  return {'ok'}
+end
+
 return redis.error_reply('unknown op')

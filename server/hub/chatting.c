@@ -149,6 +149,12 @@ static void on_queued(sio_worker_t *w, const char *err, void *ud)
         pending_answer(m, NULL, "unavailable");
         return;
     }
+    /* if the recipient is connected after all, its worker reads the queue now */
+    json_t *poke = json_pack("{s:s,s:s}", "t", "queued", "sid", m->sid);
+    char *text = json_dumps(poke, JSON_COMPACT);
+    json_decref(poke);
+    chat_notify(m->hw->cmd, m->peer, text, NULL, NULL);
+    free(text);
     if (chat_set_status(m->hw->cmd, m->sid, m->sender, m->id, "queued", on_status_queued, m) != 0)
         pending_answer(m, "queued", NULL); /* confirmed by the broker: durable, whatever Redis says */
 }
@@ -184,9 +190,9 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
         queue_offline(m);
         return;
     }
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", m->peer, "sid", m->sid, "id", m->id,
-                            "seq", (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text, "sender", m->sender,
-                            "from", m->hw->channel);
+    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", m->peer, "sid", m->sid, "id",
+                            m->id, "seq", (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text, "sender",
+                            m->sender, "from", m->hw->channel);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     int rc = redis_command(m->hw->cmd, NULL, NULL, "PUBLISH", peer_channel, text, (const char *)NULL);
@@ -389,7 +395,10 @@ static void on_typing(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_b
     const char *sid = session_of(p);
     json_t *typing = json_object_get(p, "typing");
     if (c == NULL || sid == NULL || !json_is_boolean(typing)) {
-        hub_ack_error(s, ack_id, c == NULL ? "not_authenticated" : sid == NULL && p != NULL ? "not_in_session" : "invalid");
+        hub_ack_error(s, ack_id,
+                      c == NULL                  ? "not_authenticated"
+                      : sid == NULL && p != NULL ? "not_in_session"
+                                                 : "invalid");
         json_decref(p);
         return;
     }
@@ -415,7 +424,10 @@ static void on_read(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin
     const char *sid = session_of(p);
     json_t *up = json_object_get(p, "upToSeq");
     if (c == NULL || sid == NULL || !json_is_integer(up) || json_integer_value(up) < 1) {
-        hub_ack_error(s, ack_id, c == NULL ? "not_authenticated" : sid == NULL && p != NULL ? "not_in_session" : "invalid");
+        hub_ack_error(s, ack_id,
+                      c == NULL                  ? "not_authenticated"
+                      : sid == NULL && p != NULL ? "not_in_session"
+                                                 : "invalid");
         json_decref(p);
         return;
     }
@@ -514,8 +526,7 @@ static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bi
         return;
     }
     chat_delivered(hw->cmd, in->sid, in->sender, in->id, NULL, NULL);
-    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts,
-                        (int64_t)time(NULL) * 1000);
+    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts, (int64_t)time(NULL) * 1000);
     if (in->offq_tag != 0)
         hub_offq_ack(hw, in->offq_tag);
     inbound_free(in);
@@ -547,6 +558,46 @@ int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq
     json_decref(ev);
     metrics_inc(c->hw->hub->m.msgs_out);
     return 0;
+}
+
+/* ---- the offline queue, read when the recipient is here ---- */
+
+#define FETCH_MAX 500
+
+static void on_fetched(sio_worker_t *w, uint64_t tag, const void *body, size_t len, const char *err, void *ud)
+{
+    hub_conn_t *c = ud;
+    if (body == NULL) { /* the end of the batch */
+        c->fetching = 0;
+        if (c->fetch_again && c->root != NULL) {
+            c->fetch_again = 0;
+            hub_chat_drain_queue(c);
+        }
+        hub_conn_unref(c);
+        return;
+    }
+    json_error_t jerr;
+    json_t *m = json_loadb(body, len, 0, &jerr);
+    if (m == NULL) {
+        log_error("unreadable queued message dropped", json_pack("{s:s}", "error", jerr.text));
+        hub_offq_ack(c->hw, tag);
+        return;
+    }
+    /* the queue's body names the session as sessionId; hand_over reads the notification names */
+    json_object_set(m, "sid", json_object_get(m, "sessionId"));
+    if (c->root == NULL || hub_chat_hand_over(c, m, NULL, tag) != 0)
+        hub_offq_release(c->hw, tag);
+    json_decref(m);
+}
+
+void hub_chat_drain_queue(hub_conn_t *c)
+{
+    if (c->fetching) {
+        c->fetch_again = 1;
+        return;
+    }
+    c->fetching = 1;
+    hub_offq_fetch(c->hw, c->gid, FETCH_MAX, on_fetched, hub_conn_ref(c));
 }
 
 /* ---- notifications ---- */
@@ -587,7 +638,10 @@ void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t
     }
     if (c == NULL)
         return;
-    if (strcmp(type, "typing") == 0) {
+    if (strcmp(type, "queued") == 0) {
+        if (chat_socket(c) != NULL)
+            hub_chat_drain_queue(c);
+    } else if (strcmp(type, "typing") == 0) {
         json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "typing", json_object_get(m, "typing"));
         hub_emit(c, "/chat", "chat:typing", ev);
         json_decref(ev);

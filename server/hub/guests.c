@@ -59,9 +59,11 @@ static void settle_deferred(hub_conn_t *c, int accept)
 {
     for (int i = 0; i < c->ndeferred; i++) {
         sio_socket_set_data(c->deferred[i], NULL);
-        if (accept)
+        if (accept) {
             sio_socket_accept(c->deferred[i]);
-        else
+            if (strcmp(sio_socket_nsp(c->deferred[i]), "/chat") == 0)
+                hub_chat_drain_queue(c);
+        } else
             reject(c->deferred[i], "not_authenticated");
     }
     c->ndeferred = 0;
@@ -205,8 +207,11 @@ static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
 
 void hub_require_root(sio_socket_t *s, json_t *auth, void *ud)
 {
-    if (hub_conn_of(s) != NULL) {
+    hub_conn_t *ready = hub_conn_of(s);
+    if (ready != NULL) {
         sio_socket_accept(s);
+        if (strcmp(sio_socket_nsp(s), "/chat") == 0)
+            hub_chat_drain_queue(ready);
         return;
     }
     /* / is still being answered (Redis is asked about bans): answer this one right after it */

@@ -237,7 +237,7 @@ static void on_channel_message(const char *channel, const char *msg, size_t len,
     hub_conn_t *c = hub_registry_find(hw, gid);
     if (c != NULL && c->root == NULL)
         c = NULL;
-    static const char *const chat_types[] = {"msg", "nack", "delivered", "typing", "read", "left", "peer"};
+    static const char *const chat_types[] = {"msg", "nack", "delivered", "typing", "read", "left", "peer", "queued"};
     int is_chat = 0;
     for (size_t i = 0; i < sizeof(chat_types) / sizeof(chat_types[0]); i++)
         if (strcmp(type, chat_types[i]) == 0)

@@ -8,6 +8,7 @@
 #include "../../geo/geo.h"
 #include "../../matcher/matcher.h"
 #include "../guest/guest.h"
+#include "../history/history.h"
 #include "../metrics/metrics.h"
 #include "../redis/redis.h"
 #include "hub.h"
@@ -85,7 +86,8 @@ typedef struct hub_conn {
     sio_socket_t *deferred[4];
     int ndeferred;
     hub_bucket_t msg_bucket, typing_bucket;
-    struct hub_conn *hnext; /* registry chain */
+    int fetching, fetch_again; /* its offline queue is being read */
+    struct hub_conn *hnext;    /* registry chain */
     int registered;
 } hub_conn_t;
 
@@ -140,15 +142,22 @@ void hub_matching_redis_back(hub_conn_t *c);
 void hub_chat_attach(hub_t *h, sio_server_t *srv);
 void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
 int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag);
+/** The guest's /chat is connected (or something was queued for it): hand over what waits in its queue. */
+void hub_chat_drain_queue(hub_conn_t *c);
 void hub_chat_worker_stop(hub_worker_t *hw);
 
 /* deps.c: the offline queue and the history store, behind the hub */
 typedef void (*hub_queued_cb)(sio_worker_t *w, const char *err, void *ud);
 void hub_offq_publish(hub_worker_t *hw, const char *guest_id, const char *body, size_t len, hub_queued_cb cb, void *ud);
+/* One queued message (body NULL: the end of the batch, with err set when the fetch failed). */
+typedef void (*hub_fetched_cb)(sio_worker_t *w, uint64_t tag, const void *body, size_t len, const char *err, void *ud);
+void hub_offq_fetch(hub_worker_t *hw, const char *guest_id, int max, hub_fetched_cb cb, void *ud);
 void hub_offq_ack(hub_worker_t *hw, uint64_t tag);
 void hub_offq_release(hub_worker_t *hw, uint64_t tag);
 void hub_history_message(hub_t *h, const char *sid, int64_t seq, const char *id, const char *sender, const char *text,
                          int64_t sent_ms, int64_t delivered_ms);
+void hub_history_session_start(hub_t *h, const char *sid, const char *guest_a, const char *guest_b, hist_place_t geo_a,
+                               hist_place_t geo_b, int64_t started_ms);
 void hub_history_session_end(hub_t *h, const char *sid, int64_t ended_ms, const char *reason);
 void hub_history_report(hub_t *h, const char *report_id, const char *sid, const char *reporter, const char *reason,
                         int64_t created_ms);

@@ -143,6 +143,15 @@ static void on_answer(const match_reply_t *r, void *ud)
             schedule_widen(c);
         }
         break;
+    case ACK_ACCEPT:
+        if (r->n >= 7) { /* the session begins: the history hears of it once, from the accepting side */
+            hist_place_t ga = {r->v[2][0] ? r->v[2] : NULL, r->v[3][0] ? r->v[3] : NULL};
+            hist_place_t gb = {r->v[4][0] ? r->v[4] : NULL, r->v[5][0] ? r->v[5] : NULL};
+            hub_history_session_start(h, r->v[0], r->v[1], c->gid, ga, gb, atoll(r->v[6]));
+        }
+        if (s != NULL)
+            hub_ack(s, p->ack_id, json_pack("{s:b}", "ok", 1));
+        break;
     case ACK_DECLINE:
         metrics_inc(h->m.declined);
         /* fall through */
