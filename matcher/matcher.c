@@ -96,7 +96,8 @@ int match_accept(redis_client_t *c, const match_config_t *cfg, const char *guest
     do
         guest_alias(alias_t, sizeof(alias_t));
     while (strcmp(alias_r, alias_t) == 0);
-    snprintf(ttl, sizeof(ttl), "%d", cfg->ttl_s);
+    /* the keys outlive the session a little, so that its end (by the workers' timers) finds them */
+    snprintf(ttl, sizeof(ttl), "%d", cfg->session_ttl_s + 300);
     const char *args[] = {"accept", guest_id, proposal_id, sid, alias_r, alias_t, ttl, a.nearby, a.proposal, a.pid};
     return eval(c, 10, args, cb, ud);
 }

@@ -23,6 +23,7 @@ typedef struct match_config {
     int proposal_ms;                /* how long a proposal waits for an answer */
     int widen_ms[3];                /* after this long waiting: nearby, country, any */
     int ttl_s;                      /* never-again lists and sessions live as long as tokens */
+    int session_ttl_s;              /* a session ends ("expired") this long after it began */
     int location_ttl_s;             /* a guest's location expires unless its worker refreshes it */
     int rate_guest_n, rate_guest_s; /* match:request bucket per guest: n per s seconds */
     int rate_ip_n, rate_ip_s;       /* ... per client IP */

@@ -101,6 +101,7 @@ if op == 'end' then
     redis.call('EXPIRE', P .. 'nv:' .. peer, ttl)
   end
   publish(peer, {t = 'left', sid = sid, reason = reason})
+  if reason == 'expired' then publish(g, {t = 'left', sid = sid, reason = reason}) end
   return {'ok', peer}
 end
 

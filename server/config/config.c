@@ -283,6 +283,9 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         config_list("CHAT_RATE_IP", "200/10", '/', 2, cfg->chat_rate_ip, err, errlen) != 0 ||
         config_list("CHAT_TYPING_RATE", "20/10", '/', 2, cfg->typing_rate_guest, err, errlen) != 0)
         goto error;
+    if (config_int("CHAT_SESSION_TTL_S", 86400, 1, 30L * 86400, &n, err, errlen) != 0)
+        goto error;
+    cfg->chat_session_ttl_s = (int)n;
     if (config_int("CHAT_DELIVERY_TIMEOUT_MS", 3000, 50, CONFIG_MAX_MS, &n, err, errlen) != 0)
         goto error;
     cfg->chat_delivery_timeout_ms = (int)n;
@@ -356,6 +359,7 @@ void config_print_help(FILE *out, const char *argv0)
         {"CHAT_RATE_GUEST", "chat messages per guest: count/seconds (0/.. disables)", "30/10"},
         {"CHAT_RATE_IP", "chat messages per client IP and worker: count/seconds", "200/10"},
         {"CHAT_TYPING_RATE", "typing events per guest: count/seconds", "20/10"},
+        {"CHAT_SESSION_TTL_S", "a chat session ends (expired) this long after it began (s)", "86400"},
         {"CHAT_DELIVERY_TIMEOUT_MS", "time for a recipient's receipt before a message is queued (ms)", "3000"},
     };
     (void)argv0; /* The usage line names the installed binary, not the path it was run from. */

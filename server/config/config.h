@@ -35,6 +35,7 @@ typedef struct config {
     int chat_rate_guest[2];       /* CHAT_RATE_GUEST messages per guest, "30/10" */
     int chat_rate_ip[2];          /* CHAT_RATE_IP messages per client IP, "200/10" */
     int typing_rate_guest[2];     /* CHAT_TYPING_RATE typing events per guest, "20/10" */
+    int chat_session_ttl_s;       /* CHAT_SESSION_TTL_S, 86400: a session ends "expired" this long after it began */
     int chat_delivery_timeout_ms; /* CHAT_DELIVERY_TIMEOUT_MS, 3000: no receipt by then, the message is queued */
 } config_t;
 

@@ -344,7 +344,7 @@ typedef struct simple_call {
     char *reason;
 } simple_call_t;
 
-enum { CALL_RELAY, CALL_LEAVE, CALL_REPORT };
+enum { CALL_RELAY, CALL_LEAVE, CALL_REPORT, CALL_EXPIRE };
 
 static simple_call_t *simple_new(hub_conn_t *c, int64_t ack_id, int kind, const char *sid)
 {
@@ -367,10 +367,13 @@ static void on_simple(const redis_strings_t *r, void *ud)
 {
     simple_call_t *sc = ud;
     sio_socket_t *s = chat_socket(sc->c);
-    if (r->err == NULL && (sc->kind == CALL_LEAVE || sc->kind == CALL_REPORT)) {
+    if (r->err == NULL && sc->kind != CALL_RELAY) {
         hub_t *h = sc->c->hw->hub;
         int64_t now = (int64_t)time(NULL) * 1000;
-        hub_history_session_end(h, sc->sid, now, sc->kind == CALL_REPORT ? "reported" : "left");
+        static const char *const reasons[] = {"", "left", "reported", "expired"};
+        if (sc->c->session_end != NULL && strcmp(sc->c->session_id, sc->sid) == 0)
+            sio_timer_stop(sc->c->session_end);
+        hub_history_session_end(h, sc->sid, now, reasons[sc->kind]);
         if (sc->kind == CALL_REPORT) {
             char rid[GUEST_ID_LEN + 1];
             guest_new_id(rid);
@@ -560,6 +563,33 @@ int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq
     return 0;
 }
 
+/* ---- the end of a session by time ---- */
+
+static void on_session_expired(sio_timer_t *t, void *ud)
+{
+    hub_conn_t *c = ud;
+    if (c->root == NULL || c->session_id[0] == '\0')
+        return;
+    hub_t *h = c->hw->hub;
+    simple_call_t *sc = simple_new(c, -1, CALL_EXPIRE, c->session_id);
+    if (chat_end(c->hw->cmd, c->session_id, c->gid, "expired", h->cfg->token_ttl_s, on_simple, sc) != 0) {
+        simple_free(sc);
+        sio_timer_start(t, 1000); /* Redis is down: the session ends when it can */
+    }
+}
+
+void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
+{
+    if (sid == NULL)
+        return;
+    snprintf(c->session_id, sizeof(c->session_id), "%s", sid);
+    int64_t now = (int64_t)time(NULL) * 1000;
+    int64_t end = started_ms + (int64_t)c->hw->hub->cfg->chat_session_ttl_s * 1000;
+    if (c->session_end == NULL)
+        c->session_end = sio_timer_new(c->hw->w, on_session_expired, c);
+    sio_timer_start(c->session_end, end > now ? (uint64_t)(end - now) : 0);
+}
+
 /* ---- the offline queue, read when the recipient is here ---- */
 
 #define FETCH_MAX 500
@@ -650,6 +680,8 @@ void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t
         hub_emit(c, "/chat", "chat:read", ev);
         json_decref(ev);
     } else if (strcmp(type, "left") == 0) {
+        if (c->session_end != NULL && strcmp(c->session_id, sid) == 0)
+            sio_timer_stop(c->session_end);
         json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "reason", json_object_get(m, "reason"));
         hub_emit(c, "/", "user-left", ev);
         json_decref(ev);

@@ -91,6 +91,7 @@ static void finish_connect(hub_conn_t *c, const match_reply_t *r)
         json_t *us = hub_user_session(r->v[0], r->v[1], r->v[2], r->v[3], d, atoll(r->v[5]), 1);
         hub_emit(c, "/", "user-session", us);
         json_decref(us);
+        hub_chat_session_known(c, r->v[0], atoll(r->v[5]));
         chat_presence(c->hw->cmd, c->gid, 1, NULL, NULL); /* the peer hears it is back */
     }
     settle_deferred(c, 1);

@@ -46,6 +46,7 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
         .proposal_ms = cfg->match_proposal_ms,
         .widen_ms = {cfg->match_widen_ms[0], cfg->match_widen_ms[1], cfg->match_widen_ms[2]},
         .ttl_s = cfg->token_ttl_s,
+        .session_ttl_s = cfg->chat_session_ttl_s,
         .location_ttl_s = LOCATION_TTL_S,
         .rate_guest_n = cfg->match_rate_guest[0],
         .rate_guest_s = cfg->match_rate_guest[1],
@@ -122,6 +123,7 @@ void hub_conn_unref(hub_conn_t *c)
     sio_timer_free(c->widen);
     sio_timer_free(c->proposal);
     sio_timer_free(c->proposing);
+    sio_timer_free(c->session_end);
     free(c);
 }
 

@@ -87,7 +87,9 @@ typedef struct hub_conn {
     int ndeferred;
     hub_bucket_t msg_bucket, typing_bucket;
     int fetching, fetch_again; /* its offline queue is being read */
-    struct hub_conn *hnext;    /* registry chain */
+    sio_timer_t *session_end;  /* the live session's expiry */
+    char session_id[GUEST_ID_LEN + 1];
+    struct hub_conn *hnext; /* registry chain */
     int registered;
 } hub_conn_t;
 
@@ -144,6 +146,8 @@ void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t
 int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag);
 /** The guest's /chat is connected (or something was queued for it): hand over what waits in its queue. */
 void hub_chat_drain_queue(hub_conn_t *c);
+/** The guest was told of its live session (started at `started_ms`): arm the session's expiry. */
+void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms);
 void hub_chat_worker_stop(hub_worker_t *hw);
 
 /* deps.c: the offline queue and the history store, behind the hub */

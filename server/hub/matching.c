@@ -332,6 +332,8 @@ void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, js
             json_is_number(d) ? json_incref(d) : json_null(), json_integer_value(json_object_get(m, "started")), 0);
         hub_emit(c, "/", "user-session", us);
         json_decref(us);
+        hub_chat_session_known(c, json_string_value(json_object_get(m, "sid")),
+                               json_integer_value(json_object_get(m, "started")));
     } else if (strcmp(type, "waiting") == 0) {
         json_t *w =
             json_pack("{s:s,s:I}", "scope", match_level_name((int)json_integer_value(json_object_get(m, "stage"))),

@@ -133,3 +133,14 @@ test("peer-status: the peer's last connection goes, then comes back on the other
   assert.equal(ack.status, "delivered");
   assert.deepEqual(back.inbox.map((m) => m.text), ["welcome back"]);
 });
+
+test("a session ends by itself after CHAT_SESSION_TTL_S: both sides get user-left expired", async (t) => {
+  const { nodes } = await twoNodes(t, { CHAT_SESSION_TTL_S: "2" });
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const t0 = Date.now();
+  const [la, lb] = await Promise.all([next(a.root, "user-left", 6000), next(b.root, "user-left", 6000)]);
+  assert.deepEqual(la, { sessionId, reason: "expired" });
+  assert.deepEqual(lb, { sessionId, reason: "expired" });
+  assert.ok(Date.now() - t0 >= 1000);
+  assert.deepEqual(await a.say({ sessionId, id: "late", text: "x" }), { ok: false, error: "not_in_session" });
+});
