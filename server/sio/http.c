@@ -70,10 +70,36 @@ static h2o_iovec_t query_param(h2o_req_t *req, const char *name)
     return h2o_iovec_init(NULL, 0);
 }
 
+static const char *status_reason(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 409:
+        return "Conflict";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 400 ? "OK" : "Error";
+    }
+}
+
 static void send_text(h2o_req_t *req, int status, const char *ctype, const char *body, size_t len)
 {
     req->res.status = status;
-    req->res.reason = status == 200 ? "OK" : status == 400 ? "Bad Request" : status == 403 ? "Forbidden" : "";
+    req->res.reason = status_reason(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
     h2o_send_inline(req, body, len);
 }
@@ -192,14 +218,17 @@ void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const c
     sio_worker_send(h.worker, m);
 }
 
-static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner, int is_get)
+/* Keeps an h2o request until sio_poll_reply answers it; `sid` may be NULL (an API request). */
+static sio_pending_req_t *hold_request(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner,
+                                       int is_get)
 {
     sio_pending_req_t *p = buf_xcalloc(1, sizeof(*p));
     p->req = req;
     p->token = ++w->next_token;
     p->owner = owner;
     p->is_get = is_get;
-    memcpy(p->sid, sid, SIO_SID_LEN);
+    if (sid != NULL)
+        memcpy(p->sid, sid, SIO_SID_LEN);
     req_guard_t *g = h2o_mem_alloc_shared(&req->pool, sizeof(*g), on_guard_dispose);
     g->p = p;
     g->w = w;
@@ -210,7 +239,12 @@ static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_work
     if (*head != NULL)
         (*head)->pprev = &p->next;
     *head = p;
+    return p;
+}
 
+static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner, int is_get)
+{
+    sio_pending_req_t *p = hold_request(w, req, sid, owner, is_get);
     sio_poll_handle_t h = {w, p->token};
     buf_t body = BUF_INIT;
     if (!is_get && req->entity.base != NULL)
@@ -407,8 +441,76 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
     }
+    for (sio_api_route_t *r = srv->api_routes; r != NULL; r = r->next) {
+        size_t n = strlen(r->prefix);
+        if (plen >= n && memcmp(r->prefix, req->path.base, n) == 0) {
+            sio_http_request_t *ar = buf_xcalloc(1, sizeof(*ar));
+            sio_pending_req_t *p = hold_request(w, req, NULL, w, 0);
+            ar->handle = (sio_poll_handle_t){w, p->token};
+            ar->method = strndup(req->method.base, req->method.len);
+            ar->path = strndup(req->path.base, plen);
+            ar->query = strndup(req->query_at == SIZE_MAX ? "" : req->path.base + req->query_at + 1,
+                                req->query_at == SIZE_MAX ? 0 : req->path.len - req->query_at - 1);
+            ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+            ar->authorization =
+                hi >= 0 ? strndup(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len) : strdup("");
+            if (req->entity.base != NULL)
+                buf_append(&ar->body, req->entity.base, req->entity.len);
+            r->cb(r->ud, ar);
+            return 0;
+        }
+    }
     send_text(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
     return 0;
+}
+
+void sio_server_route_prefix(sio_server_t *srv, const char *prefix, sio_api_cb cb, void *ud)
+{
+    sio_api_route_t *r = buf_xcalloc(1, sizeof(*r));
+    r->prefix = strdup(prefix);
+    r->cb = cb;
+    r->ud = ud;
+    r->next = srv->api_routes;
+    srv->api_routes = r;
+}
+
+void sio_http_respond(sio_http_request_t *r, int status, const char *content_type, buf_t *body)
+{
+    /* always through the request's worker queue: this may run on any thread */
+    sio_msg_t *m = msg_new(SIO_MSG_REPLY);
+    m->from = r->handle;
+    m->status = status;
+    m->content_type = content_type;
+    m->body = *body;
+    *body = (buf_t)BUF_INIT;
+    sio_worker_send(r->handle.worker, m);
+    free(r->method);
+    free(r->path);
+    free(r->query);
+    free(r->authorization);
+    buf_free(&r->body);
+    free(r);
+}
+
+const char *sio_http_method(const sio_http_request_t *r)
+{
+    return r->method;
+}
+const char *sio_http_path(const sio_http_request_t *r)
+{
+    return r->path;
+}
+const char *sio_http_query(const sio_http_request_t *r)
+{
+    return r->query;
+}
+const char *sio_http_authorization(const sio_http_request_t *r)
+{
+    return r->authorization;
+}
+const buf_t *sio_http_body(const sio_http_request_t *r)
+{
+    return &r->body;
 }
 
 /* ---- cross-worker messages ---- */
@@ -735,6 +837,12 @@ void sio_server_free(sio_server_t *srv)
     static sio_worker_t *parked;
     free(parked);
     parked = srv->workers;
+    while (srv->api_routes != NULL) {
+        sio_api_route_t *r = srv->api_routes;
+        srv->api_routes = r->next;
+        free(r->prefix);
+        free(r);
+    }
     while (srv->routes != NULL) {
         sio_route_t *r = srv->routes;
         srv->routes = r->next;

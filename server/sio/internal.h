@@ -56,12 +56,20 @@ typedef struct sio_metrics {
     metrics_value_t *packets_in, *packets_out, *zombies, *handshakes, *bad_requests, *forbidden;
 } sio_metrics_t;
 
+typedef struct sio_api_route {
+    char *prefix;
+    sio_api_cb cb;
+    void *ud;
+    struct sio_api_route *next;
+} sio_api_route_t;
+
 struct sio_server {
     sio_options_t opt;
     char *path;
     char **origins; /* NULL-terminated; NULL: any */
     sio_nsp_t *nsps;
     sio_route_t *routes;
+    sio_api_route_t *api_routes;
     h2o_globalconf_t h2o_config;
     int nworkers;
     sio_worker_t *workers;
@@ -105,6 +113,13 @@ typedef struct sio_msg {
     void (*call)(sio_worker_t *w, void *arg);
     void *call_arg;
 } sio_msg_t;
+
+/* An HTTP request handed to the application (sio_server_route_prefix). */
+struct sio_http_request {
+    sio_poll_handle_t handle;
+    char *method, *path, *query, *authorization;
+    buf_t body;
+};
 
 /* A request held on the worker that received it, until a reply comes. */
 typedef struct sio_pending_req {

@@ -129,6 +129,30 @@ void sio_nsp_on_disconnect(sio_nsp_t *nsp, sio_disconnect_cb cb, void *ud);
 /** Adds a plain HTTP route for an exact path (copied). Before run only. */
 void sio_server_route(sio_server_t *srv, const char *path, sio_route_cb cb, void *ud);
 
+/** An HTTP request held for an asynchronous answer (see sio_server_route_prefix). */
+typedef struct sio_http_request sio_http_request_t;
+typedef void (*sio_api_cb)(void *ud, sio_http_request_t *req);
+/**
+ * Routes every path that starts with `prefix` (copied) to `cb`, on the worker
+ * that received it. The handler must answer, now or later and from any
+ * thread, with sio_http_respond exactly once. Before run only.
+ */
+void sio_server_route_prefix(sio_server_t *srv, const char *prefix, sio_api_cb cb, void *ud);
+/** The request's method, path (without the query), query string (without '?', "" when none). Valid until answered. */
+const char *sio_http_method(const sio_http_request_t *r);
+const char *sio_http_path(const sio_http_request_t *r);
+const char *sio_http_query(const sio_http_request_t *r);
+/** The Authorization header's value, "" when absent. */
+const char *sio_http_authorization(const sio_http_request_t *r);
+/** The request body (complete). */
+const buf_t *sio_http_body(const sio_http_request_t *r);
+/**
+ * Answers and frees the request (takes `body`; `content_type` must be a
+ * static string). Callable from any thread. A client that went away first is
+ * simply not answered.
+ */
+void sio_http_respond(sio_http_request_t *r, int status, const char *content_type, buf_t *body);
+
 /**
  * Binds the listeners (one per worker, SO_REUSEPORT), starts the workers and
  * returns 0 while they serve, or a negative error with a reason in `err`.
