@@ -150,6 +150,11 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
         reject(s, "consent_required");
         return;
     }
+    if (hub_bans_cover_ip(hw, sio_socket_remote_addr(s))) {
+        metrics_inc(h->m.banned);
+        reject(s, "banned");
+        return;
+    }
     hub_conn_t *c = buf_xcalloc(1, sizeof(*c));
     c->refs = 1; /* the socket's */
     c->waiting_level = -1;

@@ -215,6 +215,7 @@ static void on_cmd_state(int up, void *ud)
         metrics_inc(hw->hub->m.redis_down);
         return;
     }
+    hub_bans_reload(hw);
     /* Redis came back (or was restarted empty): tell it again where our guests are */
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
         for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext) {
@@ -227,6 +228,10 @@ static void on_cmd_state(int up, void *ud)
 static void on_channel_message(const char *channel, const char *msg, size_t len, void *ud)
 {
     hub_worker_t *hw = ud;
+    if (strcmp(channel, HUB_BANS_CHANNEL) == 0) {
+        hub_bans_on_notice(hw, msg, len);
+        return;
+    }
     json_error_t jerr;
     json_t *m = json_loadb(msg, len, 0, &jerr);
     const char *type = json_string_value(json_object_get(m, "t"));
@@ -273,6 +278,7 @@ static void worker_start(sio_worker_t *w, void *ud)
     hw->cmd = redis_client_new(w, &h->redis, h->scripts, on_cmd_state, NULL, hw);
     hw->sub = redis_client_new(w, &h->redis, NULL, NULL, on_channel_message, hw);
     redis_subscribe(hw->sub, hw->channel);
+    redis_subscribe(hw->sub, HUB_BANS_CHANNEL);
     hw->touch = sio_timer_new(w, on_touch, hw);
     sio_timer_start(hw->touch, TOUCH_INTERVAL_MS);
     atomic_fetch_add(&h->workers_started, 1);
@@ -289,6 +295,7 @@ static void worker_stop(sio_worker_t *w, void *ud)
         while (hw->registry[b] != NULL)
             hub_registry_remove(hw, hw->registry[b]);
     sio_timer_free(hw->touch);
+    geo_proxies_free(hw->banned_cidrs);
     redis_client_free(hw->sub);
     redis_client_free(hw->cmd);
     atomic_store(&hw->hub->redis_up[hw->index], 0);

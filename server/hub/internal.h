@@ -104,7 +104,11 @@ struct hub_worker {
     sio_timer_t *touch;
     struct pending_msg *pending[HUB_PENDING_BUCKETS]; /* messages this worker sent and has not answered */
     hub_ip_bucket_t ip_buckets[HUB_IP_BUCKETS];
+    geo_proxies_t *banned_cidrs; /* networks banned by moderators */
 };
+
+/* Where moderators' bans are announced to every worker of every node. */
+#define HUB_BANS_CHANNEL "nc:bans"
 
 /* hub.c */
 hub_conn_t *hub_conn_ref(hub_conn_t *c);
@@ -139,6 +143,11 @@ void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, js
 void hub_matching_conn_gone(hub_conn_t *c);
 /** Redis is back: a guest that was waiting asks again (Redis may have lost its queues). */
 void hub_matching_redis_back(hub_conn_t *c);
+
+/* bans.c */
+void hub_bans_reload(hub_worker_t *hw);
+int hub_bans_cover_ip(hub_worker_t *hw, const char *ip);
+void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len);
 
 /* chatting.c: namespace /chat */
 void hub_chat_attach(hub_t *h, sio_server_t *srv);

@@ -1,0 +1,101 @@
+/*
+ * Bans, as every worker enforces them. Moderators write bans into Redis
+ * (guest id and exact IP keys that the matcher's hello checks, and CIDRs in
+ * {nc}:bancidr) and publish them on HUB_BANS_CHANNEL; every worker of every
+ * node is subscribed, closes the live connections the ban covers (their
+ * disconnect withdraws any waiting request or open proposal), and keeps the
+ * CIDR list in memory to refuse new CONNECTs from those networks.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../log/log.h"
+#include "internal.h"
+
+/* A new CIDR list replaces the old one; NULL or empty means none. */
+static void set_cidrs(hub_worker_t *hw, const char *list)
+{
+    int err = 0;
+    char why[128];
+    geo_proxies_t *p = geo_proxies_parse(list, &err, why, sizeof(why));
+    if (p == NULL) {
+        log_warn("unusable CIDR ban list ignored", json_pack("{s:s}", "error", why));
+        return;
+    }
+    geo_proxies_free(hw->banned_cidrs);
+    hw->banned_cidrs = p;
+}
+
+static void on_cidrs(redisReply *reply, const char *err, void *ud)
+{
+    hub_worker_t *hw = ud;
+    if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    buf_t list = BUF_INIT;
+    for (size_t i = 0; i < reply->elements; i++) {
+        if (reply->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        if (list.len > 0)
+            buf_append_str(&list, ",");
+        buf_append_str(&list, reply->element[i]->str);
+    }
+    set_cidrs(hw, list.base != NULL ? list.base : "");
+    buf_free(&list);
+}
+
+void hub_bans_reload(hub_worker_t *hw)
+{
+    redis_command(hw->cmd, on_cidrs, hw, "HVALS", "{nc}:bancidr", (const char *)NULL);
+}
+
+int hub_bans_cover_ip(hub_worker_t *hw, const char *ip)
+{
+    return hw->banned_cidrs != NULL && geo_proxies_contains(hw->banned_cidrs, ip);
+}
+
+/* Does a ban notice {"guestId"?, "ip"?} cover this connection? `ip` may be a CIDR. */
+static int covers(hub_conn_t *c, const char *gid, const char *ip)
+{
+    if (gid != NULL && strcmp(c->gid, gid) == 0)
+        return 1;
+    if (ip == NULL)
+        return 0;
+    if (strchr(ip, '/') == NULL)
+        return strcmp(c->ip, ip) == 0;
+    int err = 0;
+    char why[64];
+    geo_proxies_t *one = geo_proxies_parse(ip, &err, why, sizeof(why));
+    int hit = one != NULL && geo_proxies_contains(one, c->ip);
+    geo_proxies_free(one);
+    return hit;
+}
+
+void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len)
+{
+    json_error_t jerr;
+    json_t *m = json_loadb(msg, len, 0, &jerr);
+    const char *gid = json_string_value(json_object_get(m, "guestId"));
+    const char *ip = json_string_value(json_object_get(m, "ip"));
+    hub_bans_reload(hw); /* a CIDR ban or a lifted one changes the list */
+    if (json_is_true(json_object_get(m, "lifted")) || (gid == NULL && ip == NULL)) {
+        json_decref(m);
+        return;
+    }
+    /* collect first: closing a connection changes the registry */
+    hub_conn_t *hit[256];
+    size_t n = 0;
+    for (size_t b = 0; b < HUB_REGISTRY_BUCKETS && n < 256; b++)
+        for (hub_conn_t *c = hw->registry[b]; c != NULL && n < 256; c = c->hnext)
+            if (c->root != NULL && covers(c, gid, ip))
+                hit[n++] = hub_conn_ref(c);
+    for (size_t i = 0; i < n; i++) {
+        if (hit[i]->root != NULL) {
+            metrics_inc(hw->hub->m.banned);
+            sio_socket_close_connection(hit[i]->root);
+        }
+        hub_conn_unref(hit[i]);
+    }
+    if (n > 0)
+        log_info("banned connections closed", json_pack("{s:i}", "count", (int)n));
+    json_decref(m);
+}
