@@ -8,6 +8,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../log/log.h"
 #include "internal.h"
@@ -32,12 +33,16 @@ static void on_cidrs(redisReply *reply, const char *err, void *ud)
     if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return;
     buf_t list = BUF_INIT;
+    int64_t now = (int64_t)time(NULL) * 1000;
     for (size_t i = 0; i < reply->elements; i++) {
-        if (reply->element[i]->type != REDIS_REPLY_STRING)
+        /* "expiresAtMs|cidr": an expired ban no longer counts */
+        const char *v = reply->element[i]->type == REDIS_REPLY_STRING ? reply->element[i]->str : NULL;
+        const char *bar = v != NULL ? strchr(v, '|') : NULL;
+        if (bar == NULL || atoll(v) <= now)
             continue;
         if (list.len > 0)
             buf_append_str(&list, ",");
-        buf_append_str(&list, reply->element[i]->str);
+        buf_append_str(&list, bar + 1);
     }
     set_cidrs(hw, list.base != NULL ? list.base : "");
     buf_free(&list);

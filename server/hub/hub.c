@@ -259,6 +259,7 @@ static void on_channel_message(const char *channel, const char *msg, size_t len,
 static void on_touch(sio_timer_t *t, void *ud)
 {
     hub_worker_t *hw = ud;
+    hub_bans_reload(hw); /* CIDR bans expire by time */
     if (redis_client_up(hw->cmd))
         for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
             for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext)

@@ -133,6 +133,8 @@ int redis_target_parse(const char *url, redis_target_t *out, char *err, size_t e
     out->addrlen = (unsigned)res->ai_addrlen;
     freeaddrinfo(res);
     snprintf(out->display, sizeof(out->display), "%s:%s/%d", host, port, out->db);
+    snprintf(out->host, sizeof(out->host), "%s", host);
+    out->port = atoi(port);
     return 0;
 }
 

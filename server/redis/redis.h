@@ -34,6 +34,8 @@ typedef struct redis_target {
     int db;
     char password[128];
     char display[160]; /* host:port/db, for logs (never the password) */
+    char host[128];
+    int port;
 } redis_target_t;
 
 /**

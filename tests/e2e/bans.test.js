@@ -34,7 +34,7 @@ test("a CIDR ban closes every connection from that network and refuses new ones"
   const inside = await connectGuest(t, nodes[0].url, { xff: "10.9.3.4" });
   const outside = await connectGuest(t, nodes[0].url, { xff: "10.8.3.4" });
   const gone = next(inside.root, "disconnect", 1000);
-  await r.call("HSET", "{nc}:bancidr", "b2", "10.9.0.0/16");
+  await r.call("HSET", "{nc}:bancidr", "b2", `${Date.now() + 60000}|10.9.0.0/16`);
   await r.call("PUBLISH", "nc:bans", JSON.stringify({ banId: "b2", ip: "10.9.0.0/16" }));
   await gone;
   await assert.rejects(connectGuest(t, nodes[1].url, { xff: "10.9.200.1" }), /banned/);
