@@ -3,7 +3,7 @@
 
 BUILD ?= build
 CC ?= cc
-PKGS := libh2o-evloop jansson openssl hiredis libmaxminddb
+PKGS := libh2o-evloop jansson openssl hiredis libmaxminddb librabbitmq sqlite3 libmongoc-1.0
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lz -lpthread -lm
 CFLAGS ?= -O2 -g
@@ -11,7 +11,7 @@ CFLAGS += -std=c17 -D_GNU_SOURCE -DH2O_USE_LIBUV=0 -Wall -Wextra -Werror -Wno-un
           -Wno-missing-field-initializers -fno-strict-aliasing $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS += $(EXTRA_LDFLAGS)
 
-MAINS := server/chatd/main.c server/testserver/main.c
+MAINS := server/chatd/main.c server/testserver/main.c server/histctl/main.c
 SRC_DIRS := server geo matcher
 LIB_SRC := $(filter-out $(MAINS),$(shell find $(SRC_DIRS) -name '*.c' 2>/dev/null | sort))
 HDRS := $(shell find $(SRC_DIRS) -name '*.h' 2>/dev/null)
@@ -25,7 +25,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
 .PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web
-all: $(BUILD)/chatd $(BUILD)/sio-testserver $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
+all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -50,6 +50,9 @@ $(BUILD)/chatd: $(BUILD)/obj/server/chatd/main.o $(BUILD)/lib.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
 
 $(BUILD)/sio-testserver: $(BUILD)/obj/server/testserver/main.o $(BUILD)/lib.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
+
+$(BUILD)/histctl: $(BUILD)/obj/server/histctl/main.o $(BUILD)/lib.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(HDRS)

@@ -21,6 +21,7 @@ static void route_healthz(void *ud, const char *method, const char *path, sio_ht
 
 static void route_metrics(void *ud, const char *method, const char *path, sio_http_response_t *res)
 {
+    hub_metrics_refresh(ud);
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     metrics_render(&res->body);
 }
@@ -71,7 +72,7 @@ int main(int argc, char **argv)
     }
     hub_attach(hub, srv);
     sio_server_route(srv, "/healthz", route_healthz, NULL);
-    sio_server_route(srv, "/metrics", route_metrics, NULL);
+    sio_server_route(srv, "/metrics", route_metrics, hub);
 
     /* Signals go to this thread only, which waits for them; workers never see them. */
     sigset_t set;

@@ -24,12 +24,12 @@
 typedef struct hist hist_t;
 
 enum {
-    HIST_ERR_URL = -701,       /* not sqlite:PATH nor mongodb://... */
-    HIST_ERR_OPEN = -702,      /* the store cannot be opened or prepared */
+    HIST_ERR_URL = -701,         /* not sqlite:PATH nor mongodb://... */
+    HIST_ERR_OPEN = -702,        /* the store cannot be opened or prepared */
     HIST_ERR_UNAVAILABLE = -703, /* a read failed because the store is down */
-    HIST_ERR_CURSOR = -704,    /* a cursor that this query did not make (tampered, or of another query) */
+    HIST_ERR_CURSOR = -704,      /* a cursor that this query did not make (tampered, or of another query) */
     HIST_ERR_NOT_FOUND = -705,
-    HIST_ERR_INVALID = -706,   /* bad arguments (limit out of 1..500, ...) */
+    HIST_ERR_INVALID = -706, /* bad arguments (limit out of 1..500, ...) */
 };
 
 const char *hist_strerror(int err);
@@ -38,12 +38,20 @@ const char *hist_strerror(int err);
  * Opens the store named by `url` and starts the writer thread. `cursor_key`
  * (>= 32 bytes, borrowed during the call) signs pagination cursors so that a
  * cursor cannot be forged or replayed against another query. Returns NULL
- * with a reason in `err` (HIST_ERR_URL, HIST_ERR_OPEN in `*code`).
+ * with a reason in `err` and HIST_ERR_URL, HIST_ERR_OPEN (also for a
+ * mongodb:// URL the driver cannot parse) or HIST_ERR_INVALID (a key shorter
+ * than 32 bytes) in `*code`; on success `*code` is 0.
  * A MongoDB server that is down at open is not an error: writes wait and
- * retry, reads answer HIST_ERR_UNAVAILABLE.
+ * retry, reads answer HIST_ERR_UNAVAILABLE, and the indexes are created by the
+ * writer once the server answers. Unless the URL sets them, MongoDB gets
+ * serverSelectionTimeoutMS=5000 and connectTimeoutMS=3000.
  */
 hist_t *hist_open(const char *url, const void *cursor_key, size_t keylen, int *code, char *err, size_t errlen);
-/** Writes what is queued (waiting up to `drain_ms` for a store that is down), stops the writer and frees. */
+/**
+ * Writes what is queued (waiting up to `drain_ms` for a store that is down;
+ * what it still holds then is dropped and logged with its count), stops the
+ * writer and frees. NULL is ignored.
+ */
 void hist_close(hist_t *h, int drain_ms);
 
 /* ---- writes (copy their arguments, never block, any thread) ---- */
@@ -53,7 +61,7 @@ typedef struct hist_place {
     const char *country; /* ISO alpha-2, NULL when unknown */
 } hist_place_t;
 
-/** A session began: its two guests (a requested, b accepted) and where each was. */
+/** A session began: its two guests (a requested, b accepted) and where each was. Idempotent (the first start wins). */
 void hist_put_session_start(hist_t *h, const char *session_id, const char *guest_a, const char *guest_b,
                             hist_place_t geo_a, hist_place_t geo_b, int64_t started_ms);
 /** A session ended; `reason` is "left", "reported" or "expired". Idempotent (the first end wins). */
@@ -76,7 +84,12 @@ int hist_flush(hist_t *h, int timeout_ms);
  * Lists are JSON objects {"items": [...], "nextCursor": string|null} in the
  * shapes of protocol.md §6 (session, message, report); newest first, except
  * messages which come in seq order. `limit` is 1..500; `cursor` is NULL or a
- * nextCursor this same query returned. On success *out is a new reference.
+ * nextCursor this same query returned (else HIST_ERR_CURSOR). On success
+ * *out is a new reference; on failure it is left alone. Reports carry
+ * "closedAt" (null while open) besides the fields of §6. A session whose start
+ * was not stored (only its end) is found by hist_session, never in lists.
+ * Writes a backend refuses for good (a constraint, a MongoDB write error
+ * other than a duplicate key) are logged and skipped rather than retried.
  */
 
 /** Sessions where `guest_id` took part (NULL: any guest), started in [since_ms, until_ms] (0: open bound). */
@@ -88,7 +101,11 @@ int hist_session(hist_t *h, const char *session_id, json_t **out);
 int hist_messages(hist_t *h, const char *session_id, int limit, const char *cursor, json_t **out);
 /** Reports with status "open" or "closed" (NULL: both). */
 int hist_reports(hist_t *h, const char *status, int limit, const char *cursor, json_t **out);
-/** Closes a report (idempotent); HIST_ERR_NOT_FOUND when there is none with that id. Synchronous. */
+/**
+ * Closes a report (idempotent: closing again keeps the first closedAt);
+ * HIST_ERR_NOT_FOUND when there is none with that id. Synchronous: it first
+ * waits (up to 2 s) for the queue, where the report may still be.
+ */
 int hist_close_report(hist_t *h, const char *report_id, int64_t closed_ms);
 /** The audit log, newest first: {"moderator", "action", "detail", "at"}. */
 int hist_audit(hist_t *h, int limit, const char *cursor, json_t **out);

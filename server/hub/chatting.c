@@ -25,6 +25,13 @@
 #define MAX_REASON 500
 #define MAX_ACKS 4
 
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* ---- token buckets ---- */
 
 static int bucket_take(hub_bucket_t *b, const int rate[2], uint64_t now_ms)
@@ -164,7 +171,8 @@ static void queue_offline(pending_msg_t *m)
     if (m->queueing)
         return;
     m->queueing = 1;
-    sio_timer_stop(m->timer);
+    if (m->timer != NULL)
+        sio_timer_stop(m->timer);
     hub_t *h = m->hw->hub;
     if (h->offq == NULL) {
         pending_answer(m, NULL, "unavailable");
@@ -316,8 +324,8 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
             metrics_inc(h->m.chat_rate_limited);
         }
     }
-    if (problem != NULL) {
-        hub_ack_error(s, ack_id, problem);
+    if (problem != NULL || sid == NULL || id == NULL || text == NULL) { /* the last three for the analyzers */
+        hub_ack_error(s, ack_id, problem != NULL ? problem : "invalid");
         json_decref(p);
         return;
     }
@@ -369,7 +377,7 @@ static void on_simple(const redis_strings_t *r, void *ud)
     sio_socket_t *s = chat_socket(sc->c);
     if (r->err == NULL && sc->kind != CALL_RELAY) {
         hub_t *h = sc->c->hw->hub;
-        int64_t now = (int64_t)time(NULL) * 1000;
+        int64_t now = wall_ms();
         static const char *const reasons[] = {"", "left", "reported", "expired"};
         if (sc->c->session_end != NULL && strcmp(sc->c->session_id, sc->sid) == 0)
             sio_timer_stop(sc->c->session_end);
@@ -529,7 +537,7 @@ static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bi
         return;
     }
     chat_delivered(hw->cmd, in->sid, in->sender, in->id, NULL, NULL);
-    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts, (int64_t)time(NULL) * 1000);
+    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts, wall_ms());
     if (in->offq_tag != 0)
         hub_offq_ack(hw, in->offq_tag);
     inbound_free(in);
@@ -583,7 +591,7 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
     if (sid == NULL)
         return;
     snprintf(c->session_id, sizeof(c->session_id), "%s", sid);
-    int64_t now = (int64_t)time(NULL) * 1000;
+    int64_t now = wall_ms();
     int64_t end = started_ms + (int64_t)c->hw->hub->cfg->chat_session_ttl_s * 1000;
     if (c->session_end == NULL)
         c->session_end = sio_timer_new(c->hw->w, on_session_expired, c);

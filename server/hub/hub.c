@@ -8,11 +8,14 @@
 #include <string.h>
 
 #include "../chat/chat.h"
+#include "../offq/offq.h"
 #include "../log/log.h"
 #include "internal.h"
 
 #define TOUCH_INTERVAL_MS 10000
 #define LOCATION_TTL_S 30
+#define HISTORY_READY_LAG_MS 10000
+#define OFFQ_MAX_LEN 10000 /* messages waiting for one guest; beyond, a send answers unavailable */
 
 hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
 {
@@ -53,6 +56,13 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
         .rate_ip_n = cfg->match_rate_ip[0],
         .rate_ip_s = cfg->match_rate_ip[1],
     };
+    int hcode = 0;
+    h->history = hist_open(cfg->history_url, h->secret.key, h->secret.len, &hcode, err, errlen);
+    if (h->history == NULL)
+        goto Error;
+    h->offq = offq_new(cfg->amqp_url, cfg->token_ttl_s, OFFQ_MAX_LEN, err, errlen);
+    if (h->offq == NULL)
+        goto Error;
     match_init();
     chat_init();
     h->scripts[0] = &match_script;
@@ -86,6 +96,8 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
     m->chat_rate_limited =
         metrics_counter("chatd_rate_limited_total", "what=\"chat\"", "Requests refused by a token bucket");
     m->reports = metrics_counter("chatd_reports_total", NULL, "chat:report events that ended a session");
+    m->history_queued = metrics_gauge("chatd_history_queued", NULL, "History writes waiting to be stored");
+    m->history_lag_ms = metrics_gauge("chatd_history_lag_ms", NULL, "Age of the oldest history write not yet stored");
     m->redis_down = metrics_counter("chatd_redis_disconnects_total", NULL, "Redis connections lost");
     return h;
 Error:
@@ -97,6 +109,8 @@ void hub_free(hub_t *h)
 {
     if (h == NULL)
         return;
+    offq_free(h->offq);
+    hist_close(h->history, 2000); /* what is queued gets two seconds to be stored */
     geo_db_close(h->geo);
     geo_proxies_free(h->proxies);
     free(h);
@@ -307,17 +321,33 @@ static void worker_stop(sio_worker_t *w, void *ud)
 static void route_readyz(void *ud, const char *method, const char *path, sio_http_response_t *res)
 {
     hub_t *h = ud;
-    int up = atomic_load(&h->workers_started) > 0;
+    int redis = atomic_load(&h->workers_started) > 0;
     for (int i = 0; i < h->nworkers; i++)
         if (!atomic_load(&h->redis_up[i]))
-            up = 0;
+            redis = 0;
+    int rabbit = offq_up(h->offq);
+    size_t queued = 0;
+    int64_t lag = 0;
+    hist_backlog(h->history, &queued, &lag);
+    int history = lag < HISTORY_READY_LAG_MS; /* writes that have waited long mean the store is not taking them */
+    int up = redis && rabbit && history;
     res->content_type = "application/json";
     res->status = up ? 200 : 503;
-    json_t *body = json_pack("{s:b,s:{s:s}}", "ready", up, "dependencies", "redis", up ? "up" : "down");
+    json_t *body = json_pack("{s:b,s:{s:s,s:s,s:s}}", "ready", up, "dependencies", "redis", redis ? "up" : "down",
+                             "rabbitmq", rabbit ? "up" : "down", "history", history ? "up" : "down");
     char *text = json_dumps(body, JSON_COMPACT);
     buf_append_str(&res->body, text);
     free(text);
     json_decref(body);
+}
+
+void hub_metrics_refresh(hub_t *h)
+{
+    size_t queued = 0;
+    int64_t lag = 0;
+    hist_backlog(h->history, &queued, &lag);
+    metrics_set(h->m.history_queued, (int64_t)queued);
+    metrics_set(h->m.history_lag_ms, lag);
 }
 
 void hub_attach(hub_t *h, sio_server_t *srv)

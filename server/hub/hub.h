@@ -28,6 +28,9 @@ void hub_free(hub_t *h);
 /** The resolve_addr hook of sio_options_t: X-Forwarded-For through trusted proxies only. */
 void hub_resolve_addr(void *hub, const char *peer, const char *xff, char *out, size_t outlen);
 
+/** Brings the gauges that are read rather than counted (history backlog) up to date; before /metrics renders. */
+void hub_metrics_refresh(hub_t *h);
+
 /** Registers the namespaces, their handlers, /readyz and the worker hooks on `srv`. Before start. */
 void hub_attach(hub_t *h, sio_server_t *srv);
 

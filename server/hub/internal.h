@@ -34,7 +34,7 @@ typedef struct hub_worker hub_worker_t;
 typedef struct hub_metrics {
     metrics_value_t *guests_new, *guests_resumed, *auth_failures, *consent_refused, *banned;
     metrics_value_t *match_requests, *match_errors, *proposals, *matches, *expired, *declined, *rate_limited;
-    metrics_value_t *waiting[4], *redis_down;
+    metrics_value_t *waiting[4], *redis_down, *history_queued, *history_lag_ms;
     metrics_value_t *msgs_in, *msgs_out, *msgs_delivered, *msgs_queued, *msgs_unavailable, *chat_rate_limited,
         *reports; /* waiting: by the level searched now */
 } hub_metrics_t;
@@ -51,8 +51,8 @@ struct hub {
     int nworkers;
     atomic_int redis_up[HUB_MAX_WORKERS]; /* per worker: its command connection is up */
     atomic_int workers_started;
-    struct offq *offq;    /* NULL until the offline queue is configured */
-    struct hist *history; /* NULL until the history store is configured */
+    struct offq *offq;    /* the offline queues (RabbitMQ) */
+    struct hist *history; /* the history store */
 };
 
 /*

@@ -43,6 +43,11 @@ static inline void metrics_dec(metrics_value_t *m)
 {
     metrics_add(m, -1);
 }
+/** For gauges that are read from elsewhere rather than counted. */
+static inline void metrics_set(metrics_value_t *m, int64_t v)
+{
+    atomic_store_explicit(&m->value, v, memory_order_relaxed);
+}
 static inline int64_t metrics_get(metrics_value_t *m)
 {
     return atomic_load_explicit(&m->value, memory_order_relaxed);

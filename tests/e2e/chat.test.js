@@ -2,15 +2,24 @@
 // guests on two chatd nodes sharing one redis-server, the official client.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { startChatd } from "./harness.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startChatd, histctl } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { connectGuest, matchedPair, next } from "./guests.js";
 
+// Both nodes write one SQLite history, which the test reads back with histctl.
 async function twoNodes(t, env = {}) {
   const redis = await startRedis(t);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "history-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  env = { HISTORY_URL: `sqlite:${path.join(dir, "history.db")}`, ...env };
   const n0 = await startChatd(t, { REDIS_URL: redis.url, CHATD_NODE_ID: "n0", ...env });
   const n1 = await startChatd(t, { REDIS_URL: redis.url, CHATD_NODE_ID: "n1", ...env }, { secret: n0.secret });
-  return { redis, nodes: [n0, n1] };
+  writeFileSync(path.join(dir, "secret"), n0.secret);
+  const history = (...args) => histctl(args, { HISTORY_URL: env.HISTORY_URL, CHATD_SECRET_FILE: path.join(dir, "secret") });
+  return { redis, nodes: [n0, n1], history };
 }
 
 async function until(check, ms = 5000) {
@@ -23,8 +32,8 @@ async function until(check, ms = 5000) {
   }
 }
 
-test("a conversation across two nodes: seq in order, receipts, read marks, typing", async (t) => {
-  const { nodes } = await twoNodes(t);
+test("a conversation across two nodes: seq in order, receipts, read marks, typing, and its history", async (t) => {
+  const { nodes, history } = await twoNodes(t);
   const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
   const deliveredToA = [];
   a.chat.on("chat:delivered", (d) => deliveredToA.push(d));
@@ -48,10 +57,19 @@ test("a conversation across two nodes: seq in order, receipts, read marks, typin
   const typingSeen = next(b.chat, "chat:typing");
   a.chat.emit("chat:typing", { sessionId, typing: true });
   assert.deepEqual(await typingSeen, { sessionId, typing: true });
+  // the history reads back exactly what was said, in seq order, with both senders
+  const rows = await until(async () => { const r = await history("messages", sessionId); return r.length === 4 && r; });
+  assert.deepEqual(rows.map((m) => [m.seq, m.id, m.text, m.senderGuestId]),
+    [...texts.map((x, i) => [i + 1, `a-${i}`, x, a.session.guestId]), [4, "b-0", "hi!", b.session.guestId]]);
+  for (const m of rows) assert.ok(m.sentAt <= m.deliveredAt && m.sessionId === sessionId);
+  const s = await until(async () => { try { return await history("session", sessionId); } catch { return null; } });
+  assert.deepEqual(s.guests.sort(), [a.session.guestId, b.session.guestId].sort());
+  assert.equal(s.endedAt, null);
+  assert.deepEqual((await history("sessions", a.session.guestId)).map((x) => x.sessionId), [sessionId]);
 });
 
-test("the same id sent twice: one seq, one delivery", async (t) => {
-  const { nodes } = await twoNodes(t);
+test("the same id sent twice: one seq, one delivery, one history row", async (t) => {
+  const { nodes, history } = await twoNodes(t);
   const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
   const first = await a.say({ sessionId, id: "same", text: "once" });
   const again = await a.say({ sessionId, id: "same", text: "once" });
@@ -61,6 +79,8 @@ test("the same id sent twice: one seq, one delivery", async (t) => {
   assert.equal(both[0].seq, 2);
   await until(() => b.inbox.length >= 2);
   assert.deepEqual(b.inbox.map((m) => m.id), ["same", "twin"]);
+  const rows = await until(async () => { const r = await history("messages", sessionId); return r.length >= 2 && r; });
+  assert.deepEqual(rows.map((m) => [m.id, m.seq]), [["same", 1], ["twin", 2]]);
 });
 
 test("bad messages get the protocol's answer and change nothing", async (t) => {
@@ -102,8 +122,8 @@ test("leave ends the session for both; the peer gets user-left left", async (t) 
   assert.deepEqual(await a.ask("match:request", {}), { ok: true, queued: true }); // free again
 });
 
-test("report ends the session, the peer gets user-left reported, and the pair is never matched again", async (t) => {
-  const { nodes } = await twoNodes(t);
+test("report ends the session, the peer gets user-left reported, the pair is never matched again, moderators see it", async (t) => {
+  const { nodes, history } = await twoNodes(t);
   const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
   const left = next(a.root, "user-left");
   assert.deepEqual(await b.tell("chat:report", { sessionId, reason: "rude" }), { ok: true });
@@ -116,6 +136,12 @@ test("report ends the session, the peer gets user-left reported, and the pair is
   await c.ask("match:request", {});
   await proposal;
   assert.deepEqual(await a.ask("match:request", {}), { ok: false, error: "already_queued" });
+  const reports = await until(async () => { const r = await history("reports", "open"); return r.length === 1 && r; });
+  assert.equal(reports[0].sessionId, sessionId);
+  assert.equal(reports[0].reporterGuestId, b.session.guestId);
+  assert.equal(reports[0].reason, "rude");
+  const s = await until(async () => { const x = await history("session", sessionId); return x.endReason && x; });
+  assert.equal(s.endReason, "reported");
 });
 
 test("peer-status: the peer's last connection goes, then comes back on the other node", async (t) => {

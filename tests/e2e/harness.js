@@ -83,7 +83,18 @@ export async function startChatd(t, env = {}, { secret = randomBytes(40).toStrin
     if (report) throw new Error(`chatd: ${report[0]}\n${proc.stderrText.slice(report.index, report.index + 3000)}`);
   });
   await waitForPort(port, proc);
-  return { proc, port, url: `http://127.0.0.1:${port}`, secret };
+  return { proc, port, url: `http://127.0.0.1:${port}`, secret, dir };
+}
+
+// Runs build/histctl (the history read side) with `env`; resolves with its parsed JSON output.
+export function histctl(args, env) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(path.join(build, "histctl"), args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "";
+    p.stdout.on("data", (d) => { out += d; });
+    p.stderr.on("data", (d) => { err += d; });
+    p.on("exit", (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`histctl ${args.join(" ")}: ${err}`))));
+  });
 }
 
 // The test City database that `make` generates from tests/fixtures/geo/cities.csv.

@@ -34,7 +34,7 @@ static void test_refuses_malformed_text(void **state)
         "\xf4\x90\x80\x80", /* past U+10FFFF */
         "\xf8\x88\x80\x80\x80",
         "\xff",
-        "ok\xe2\x82",       /* truncated at the end */
+        "ok\xe2\x82", /* truncated at the end */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_false(valid(bad[i]));

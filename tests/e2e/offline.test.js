@@ -1,0 +1,88 @@
+// The promise of §5 end to end: no message acked to its sender is ever lost.
+// chatd nodes with a real redis-server and a real rabbitmq-server.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { startChatd } from "./harness.js";
+import { startRedis } from "./redis.js";
+import { startRabbit } from "./rabbit.js";
+import { connectGuest, matchedPair, next } from "./guests.js";
+
+async function cluster(t, env = {}) {
+  const [redis, rabbit] = await Promise.all([startRedis(t), startRabbit(t)]);
+  const base = { REDIS_URL: redis.url, AMQP_URL: rabbit.url, CHAT_DELIVERY_TIMEOUT_MS: "1000", ...env };
+  const n0 = await startChatd(t, { ...base, CHATD_NODE_ID: "n0" });
+  const n1 = await startChatd(t, { ...base, CHATD_NODE_ID: "n1" }, { secret: n0.secret });
+  return { redis, rabbit, nodes: [n0, n1] };
+}
+
+async function until(check, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+// Sends until the ack is ok (the client may retry `unavailable` with the same id).
+async function sendAcked(g, payload) {
+  for (let i = 0; i < 200; i++) {
+    const ack = await g.say(payload).catch(() => ({ ok: false, error: "timeout" }));
+    if (ack.ok) return ack;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`never acked: ${payload.id}`);
+}
+
+test("the peer is away: messages are queued; it comes back on the other node and gets them in order, once", async (t) => {
+  const { nodes } = await cluster(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const offline = next(a.root, "peer-status");
+  b.manager.engine.close();
+  await offline;
+  const acks = [];
+  for (let i = 1; i <= 5; i++) acks.push(await a.say({ sessionId, id: `q${i}`, text: `queued ${i}` }));
+  assert.deepEqual(acks.map((x) => [x.seq, x.status]), [1, 2, 3, 4, 5].map((s) => [s, "queued"]));
+  const delivered = [];
+  a.chat.on("chat:delivered", (d) => delivered.push(d.id));
+  const back = await connectGuest(t, nodes[0].url, { token: b.session.token });
+  assert.equal(back.userSessions[0].resumed, true);
+  await until(() => back.inbox.length >= 5 && delivered.length >= 5);
+  assert.deepEqual(back.inbox.map((m) => [m.seq, m.id, m.text]), [1, 2, 3, 4, 5].map((s) => [s, `q${s}`, `queued ${s}`]));
+  // once: a new connection of the same guest finds its queue empty
+  const again = await connectGuest(t, nodes[1].url, { token: b.session.token });
+  const live = await a.say({ sessionId, id: "live", text: "now" });
+  assert.equal(live.status, "delivered");
+  assert.deepEqual(again.inbox.map((m) => m.id), ["live"]);
+});
+
+test("rabbitmq-server restarted mid-conversation: nothing acked is lost", async (t) => {
+  const { nodes, rabbit } = await cluster(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const offline = next(a.root, "peer-status");
+  b.manager.engine.close();
+  await offline;
+  const acked = [];
+  for (let i = 1; i <= 5; i++) acked.push((await sendAcked(a, { sessionId, id: `r${i}`, text: `${i}` })).id);
+  await rabbit.restart();
+  for (let i = 6; i <= 10; i++) acked.push((await sendAcked(a, { sessionId, id: `r${i}`, text: `${i}` })).id);
+  const back = await connectGuest(t, nodes[1].url, { token: b.session.token });
+  await until(() => acked.every((id) => back.inbox.some((m) => m.id === id)), 20000);
+  const seqs = back.inbox.map((m) => m.seq);
+  assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+});
+
+test("RabbitMQ down: a message that cannot be delivered live is answered unavailable, never queued", async (t) => {
+  const { nodes, rabbit } = await cluster(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const offline = next(a.root, "peer-status");
+  b.manager.engine.close();
+  await offline;
+  await rabbit.stop();
+  assert.deepEqual(await a.say({ sessionId, id: "x1", text: "lost?" }), { ok: false, error: "unavailable" });
+  await rabbit.start();
+  const ack = await sendAcked(a, { sessionId, id: "x1", text: "lost?" });
+  assert.equal(ack.status, "queued");
+  assert.equal(ack.seq, 1); // the retry kept its number
+});
