@@ -191,6 +191,24 @@ static void on_delivery_timeout(sio_timer_t *t, void *ud)
     queue_offline(ud);
 }
 
+/* The answer to PUBLISH: how many workers listen on the recipient's channel. */
+typedef struct published {
+    hub_worker_t *hw;
+    char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
+} published_t;
+
+static void on_published(redisReply *reply, const char *err, void *ud)
+{
+    published_t *pub = ud;
+    /* nobody listens there (its node died): no need to wait for a receipt that cannot come */
+    if (err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        pending_msg_t *m = pending_find(pub->hw, pub->key);
+        if (m != NULL)
+            queue_offline(m);
+    }
+    free(pub);
+}
+
 /* Sends the message to the recipient's worker, or straight to its queue when it is nowhere. */
 static void deliver(pending_msg_t *m, const char *peer_channel)
 {
@@ -203,7 +221,12 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
                             m->sender, "from", m->hw->channel);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
-    int rc = redis_command(m->hw->cmd, NULL, NULL, "PUBLISH", peer_channel, text, (const char *)NULL);
+    published_t *pub = buf_xcalloc(1, sizeof(*pub));
+    pub->hw = m->hw;
+    snprintf(pub->key, sizeof(pub->key), "%s", m->key);
+    int rc = redis_command(m->hw->cmd, on_published, pub, "PUBLISH", peer_channel, text, (const char *)NULL);
+    if (rc != 0)
+        free(pub);
     free(text);
     if (rc != 0) {
         queue_offline(m);

@@ -57,6 +57,33 @@ test("the peer is away: messages are queued; it comes back on the other node and
   assert.deepEqual(again.inbox.map((m) => m.id), ["live"]);
 });
 
+test("a chatd node killed with SIGKILL mid-conversation: every acked message arrives", async (t) => {
+  const { nodes } = await cluster(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const acked = new Set();
+  let stop = false;
+  let n = 0;
+  const sender = (async () => {
+    while (!stop) {
+      const id = `m${++n}`;
+      await sendAcked(a, { sessionId, id, text: `message ${n}` });
+      acked.add(id);
+    }
+  })();
+  await until(() => acked.size >= 20);
+  nodes[1].proc.kill("SIGKILL"); // b's node dies with whatever it held
+  await until(() => acked.size >= 40, 30000);
+  const back = await connectGuest(t, nodes[0].url, { token: b.session.token });
+  await until(() => acked.size >= 60, 30000);
+  stop = true;
+  await sender;
+  const got = new Set([...b.inbox, ...back.inbox].map((m) => m.id));
+  await until(() => [...acked].every((id) => new Set([...b.inbox, ...back.inbox].map((m) => m.id)).has(id)), 15000)
+    .catch(() => {});
+  const missing = [...acked].filter((id) => !new Set([...b.inbox, ...back.inbox].map((m) => m.id)).has(id));
+  assert.deepEqual(missing, [], `acked ${acked.size}, received ${got.size}`);
+});
+
 test("rabbitmq-server restarted mid-conversation: nothing acked is lost", async (t) => {
   const { nodes, rabbit } = await cluster(t);
   const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
