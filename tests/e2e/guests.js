@@ -5,7 +5,7 @@ import { Manager } from "socket.io-client";
 import { check, eventSchema, ackSchema } from "./schemas.js";
 
 // Resolves with the first `event` on `socket`, or rejects after `ms`.
-export function next(socket, event, ms = 5000) {
+export function next(socket, event, ms = 10000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no ${event} within ${ms} ms`)), ms);
     socket.once(event, (...args) => { clearTimeout(timer); resolve(args[0]); });
