@@ -10,6 +10,7 @@
 
 #include "../config/config.h"
 #include "../hub/hub.h"
+#include "../modapi/modapi.h"
 #include "../log/log.h"
 #include "../metrics/metrics.h"
 #include "../sio/sio.h"
@@ -46,6 +47,7 @@ int main(int argc, char **argv)
 
     int rc = 1;
     sio_server_t *srv = NULL;
+    modapi_t *api = NULL;
     hub_t *hub = hub_new(&cfg, err, sizeof(err));
     if (hub == NULL) {
         fprintf(stderr, "chatd: %s\n", err);
@@ -71,6 +73,15 @@ int main(int argc, char **argv)
         goto Exit;
     }
     hub_attach(hub, srv);
+    size_t keylen = 0;
+    const void *key = hub_secret(hub, &keylen);
+    api = modapi_new(&cfg, hub_redis_target(hub), hub_history(hub), key, keylen, err, sizeof(err));
+    if (api == NULL) {
+        fprintf(stderr, "chatd: %s\n", err);
+        rc = 2;
+        goto Exit;
+    }
+    modapi_attach(api, srv);
     sio_server_route(srv, "/healthz", route_healthz, NULL);
     sio_server_route(srv, "/metrics", route_metrics, hub);
 
@@ -98,6 +109,7 @@ int main(int argc, char **argv)
     log_info("stopped", NULL);
     rc = 0;
 Exit:
+    modapi_free(api); /* its threads answer through the server and read the history: stop them first */
     sio_server_free(srv);
     hub_free(hub);
     metrics_free_all();

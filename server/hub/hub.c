@@ -341,6 +341,22 @@ static void route_readyz(void *ud, const char *method, const char *path, sio_htt
     json_decref(body);
 }
 
+struct hist *hub_history(hub_t *h)
+{
+    return h->history;
+}
+
+const struct redis_target *hub_redis_target(const hub_t *h)
+{
+    return &h->redis;
+}
+
+const void *hub_secret(const hub_t *h, size_t *len)
+{
+    *len = h->secret.len;
+    return h->secret.key;
+}
+
 void hub_metrics_refresh(hub_t *h)
 {
     size_t queued = 0;

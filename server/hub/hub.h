@@ -28,6 +28,13 @@ void hub_free(hub_t *h);
 /** The resolve_addr hook of sio_options_t: X-Forwarded-For through trusted proxies only. */
 void hub_resolve_addr(void *hub, const char *peer, const char *xff, char *out, size_t outlen);
 
+struct hist;
+struct redis_target;
+/** The history store, the Redis address and the secret the hub opened (borrowed for the hub's life). */
+struct hist *hub_history(hub_t *h);
+const struct redis_target *hub_redis_target(const hub_t *h);
+const void *hub_secret(const hub_t *h, size_t *len);
+
 /** Brings the gauges that are read rather than counted (history backlog) up to date; before /metrics renders. */
 void hub_metrics_refresh(hub_t *h);
 

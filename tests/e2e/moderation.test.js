@@ -1,0 +1,143 @@
+// The moderator HTTP API (protocol.md §6) over real HTTP, against chatd nodes
+// with a real redis-server and a SQLite history.
+import test from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { startChatd } from "./harness.js";
+import { startRedis } from "./redis.js";
+import { connectGuest, matchedPair, next } from "./guests.js";
+
+const KEY = "mod-key-for-tests-0123456789abcdef";
+
+async function setup(t) {
+  const redis = await startRedis(t);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "moderation-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, "keys"), `# moderators\n${createHash("sha256").update(KEY).digest("hex")}\n`);
+  const env = { REDIS_URL: redis.url, HISTORY_URL: `sqlite:${path.join(dir, "history.db")}`,
+    MODERATOR_KEYS_FILE: path.join(dir, "keys") };
+  const n0 = await startChatd(t, { ...env, CHATD_NODE_ID: "n0" });
+  const n1 = await startChatd(t, { ...env, CHATD_NODE_ID: "n1" }, { secret: n0.secret });
+  const api = async (method, p, { key = KEY, body } = {}) => {
+    const res = await fetch(`${n0.url}/api/v1/${p}`, {
+      method, headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...(body ? { "Content-Type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : null };
+  };
+  return { nodes: [n0, n1], api };
+}
+
+async function until(check, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("no key or a wrong key: 401, and nothing is answered", async (t) => {
+  const { api, nodes } = await setup(t);
+  for (const key of [null, "wrong", "", KEY + "x"]) {
+    const r = await api("GET", "sessions", { key });
+    assert.equal(r.status, 401, String(key));
+    assert.equal(r.body.error, "unauthorized");
+  }
+  const raw = await fetch(`${nodes[0].url}/api/v1/sessions`, { headers: { Authorization: KEY } }); // no Bearer
+  assert.equal(raw.status, 401);
+  assert.ok(!nodes[0].proc.stderrText.includes(KEY), "the key never reaches the log");
+});
+
+test("a conversation read through the API: sessions, one session, messages paginated in seq order", async (t) => {
+  const { api, nodes } = await setup(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  for (let i = 1; i <= 25; i++) await (i % 2 ? a : b).say({ sessionId, id: `m${i}`, text: `text ${i}` });
+  const list = await until(async () => { const r = await api("GET", `sessions?guest=${a.session.guestId}`); return r.body.items.length && r; });
+  assert.equal(list.status, 200);
+  assert.equal(list.body.items[0].sessionId, sessionId);
+  assert.equal(list.body.nextCursor, null);
+  const one = await api("GET", `sessions/${sessionId}`);
+  assert.deepEqual(one.body.guests.sort(), [a.session.guestId, b.session.guestId].sort());
+  assert.equal(one.body.endedAt, null);
+  await until(async () => (await api("GET", `sessions/${sessionId}/messages?limit=500`)).body.items.length === 25);
+  const seqs = [];
+  let cursor = null, pages = 0;
+  do {
+    const r = await api("GET", `sessions/${sessionId}/messages?limit=10${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    assert.equal(r.status, 200);
+    for (const m of r.body.items) {
+      seqs.push(m.seq);
+      assert.equal(m.senderGuestId, m.seq % 2 ? a.session.guestId : b.session.guestId);
+      assert.equal(m.text, `text ${m.seq}`);
+      assert.ok(m.sentAt > 0 && m.deliveredAt >= m.sentAt);
+    }
+    cursor = r.body.nextCursor;
+    pages++;
+  } while (cursor);
+  assert.equal(pages, 3);
+  assert.deepEqual(seqs, Array.from({ length: 25 }, (_, i) => i + 1));
+  // a cursor cannot be edited nor used on another query
+  const first = await api("GET", `sessions/${sessionId}/messages?limit=10`);
+  const c = first.body.nextCursor;
+  const tampered = (c[0] === "7" ? "6" : "7") + c.slice(1);
+  assert.equal((await api("GET", `sessions/${sessionId}/messages?limit=10&cursor=${encodeURIComponent(tampered)}`)).body.error, "invalid_cursor");
+  assert.equal((await api("GET", `sessions?cursor=${encodeURIComponent(c)}`)).status, 400);
+});
+
+test("bad parameters get 400 with a code; unknown ids 404", async (t) => {
+  const { api } = await setup(t);
+  for (const q of ["sessions?limit=0", "sessions?limit=501", "sessions?limit=ten", "sessions?guest=nope",
+    "sessions?since=-5", "reports?status=maybe", "sessions?cursor=abc"]) {
+    const r = await api("GET", q);
+    assert.equal(r.status, 400, q);
+    assert.match(r.body.error, /^invalid_/);
+    assert.equal(typeof r.body.message, "string");
+  }
+  assert.equal((await api("GET", "sessions/AAAAAAAAAAAAAAAAAAAAAA")).status, 404);
+  assert.equal((await api("POST", "reports/nope/close")).status, 404);
+  assert.equal((await api("GET", "nothing-here")).status, 404);
+  assert.equal((await api("DELETE", "sessions")).status, 405);
+  for (const body of [{}, { guestId: "x", reason: "r", ttlSeconds: 60 }, { ip: "999.1.1.1", reason: "r", ttlSeconds: 60 },
+    { ip: "10.0.0.1", reason: "", ttlSeconds: 60 }, { ip: "10.0.0.1", reason: "r", ttlSeconds: 0 }])
+    assert.equal((await api("POST", "bans", { body })).status, 400, JSON.stringify(body));
+});
+
+test("reports: a report from chat is listed open, closed by a moderator; every call is audited", async (t) => {
+  const { api, nodes } = await setup(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  await b.tell("chat:report", { sessionId, reason: "spam" });
+  const open = await until(async () => { const r = await api("GET", "reports?status=open"); return r.body.items.length && r; });
+  const rep = open.body.items[0];
+  assert.equal(rep.sessionId, sessionId);
+  assert.equal(rep.reporterGuestId, b.session.guestId);
+  assert.equal(rep.status, "open");
+  assert.equal((await api("POST", `reports/${rep.reportId}/close`)).status, 200);
+  assert.equal((await api("GET", "reports?status=open")).body.items.length, 0);
+  assert.equal((await api("GET", "reports?status=closed")).body.items[0].status, "closed");
+  const audit = await until(async () => { const r = await api("GET", "audit"); return r.body.items.length >= 4 && r; });
+  assert.ok(audit.body.items.some((x) => x.action === `POST /api/v1/reports/${rep.reportId}/close` && /^key:/.test(x.moderator)));
+  void a;
+});
+
+test("a ban made through one node disconnects the guest on another within a second, refuses it, and can be lifted", async (t) => {
+  const { api, nodes } = await setup(t);
+  const g = await connectGuest(t, nodes[1].url);
+  const gone = next(g.root, "disconnect", 1000);
+  const made = await api("POST", "bans", { body: { guestId: g.session.guestId, reason: "abuse", ttlSeconds: 600 } });
+  assert.equal(made.status, 201);
+  assert.equal(made.body.guestId, g.session.guestId);
+  await gone;
+  await assert.rejects(connectGuest(t, nodes[0].url, { token: g.session.token }), /banned/);
+  const listed = await api("GET", "bans");
+  assert.deepEqual(listed.body.items.map((x) => x.banId), [made.body.banId]);
+  assert.equal((await api("DELETE", `bans/${made.body.banId}`)).status, 204);
+  assert.equal((await api("DELETE", `bans/${made.body.banId}`)).status, 404);
+  const back = await connectGuest(t, nodes[0].url, { token: g.session.token });
+  assert.equal(back.session.guestId, g.session.guestId);
+});
