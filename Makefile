@@ -55,7 +55,7 @@ $(BUILD)/sio-testserver: $(BUILD)/obj/server/testserver/main.o $(BUILD)/lib.a
 $(BUILD)/histctl: $(BUILD)/obj/server/histctl/main.o $(BUILD)/lib.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(HDRS)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(HDRS) $(wildcard tests/unit/support/*.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iserver -o $@ $< $(BUILD)/lib.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 

@@ -130,9 +130,10 @@ void modapi_ban_create(api_call_t *call)
     char ban_id[GUEST_ID_LEN + 1];
     guest_new_id(ban_id);
     int64_t created = now_ms(), expires = created + ttl * 1000;
-    json_t *ban = json_pack("{s:s,s:o,s:o,s:s,s:I,s:I}", "banId", ban_id, "guestId",
-                            gid != NULL ? json_string(gid) : json_null(), "ip", ip != NULL ? json_string(ip) : json_null(),
-                            "reason", reason, "createdAt", (json_int_t)created, "expiresAt", (json_int_t)expires);
+    json_t *ban =
+        json_pack("{s:s,s:o,s:o,s:s,s:I,s:I}", "banId", ban_id, "guestId", gid != NULL ? json_string(gid) : json_null(),
+                  "ip", ip != NULL ? json_string(ip) : json_null(), "reason", reason, "createdAt", (json_int_t)created,
+                  "expiresAt", (json_int_t)expires);
     json_decref(in);
     /* from here on, the ban's own copies: `in` is gone */
     gid = json_string_value(json_object_get(ban, "guestId"));
@@ -253,7 +254,8 @@ void modapi_ban_list(api_call_t *call)
     for (size_t i = 0; i < n; i++)
         json_decref(live[i]);
     free(live);
-    modapi_reply_json(call, 200, json_pack("{s:o,s:o}", "items", items, "nextCursor", more ? json_string(next) : json_null()));
+    modapi_reply_json(call, 200,
+                      json_pack("{s:o,s:o}", "items", items, "nextCursor", more ? json_string(next) : json_null()));
 }
 
 void modapi_ban_lift(api_call_t *call, const char *ban_id)

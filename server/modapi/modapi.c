@@ -147,8 +147,7 @@ char *modapi_query_param(const char *query, const char *name)
 }
 
 /* Parses an optional integer parameter in [min, max]; 0 when fine, -1 after answering 400. */
-int modapi_int_param(api_call_t *call, const char *name, long long def, long long min, long long max,
-                     long long *out)
+int modapi_int_param(api_call_t *call, const char *name, long long def, long long min, long long max, long long *out)
 {
     char *v = modapi_query_param(sio_http_query(call->req), name);
     *out = def;

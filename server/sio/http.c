@@ -135,19 +135,11 @@ void sio_worker_send(sio_worker_t *to, sio_msg_t *msg)
     h2o_multithread_send_message(&to->receiver, &msg->super);
 }
 
-static sio_msg_t *msg_new(sio_msg_kind_t kind)
+sio_msg_t *sio_msg_new(sio_msg_kind_t kind)
 {
     sio_msg_t *m = buf_xcalloc(1, sizeof(*m));
     m->kind = kind;
     return m;
-}
-
-void sio_worker_post(sio_worker_t *w, void (*fn)(sio_worker_t *w, void *arg), void *arg)
-{
-    sio_msg_t *m = msg_new(SIO_MSG_CALL);
-    m->call = fn;
-    m->call_arg = arg;
-    sio_worker_send(w, m);
 }
 
 /* ---- held requests ---- */
@@ -177,7 +169,7 @@ static void on_guard_dispose(void *_g)
         if (p->owner == g->w) {
             eio_handle_poll_abort(g->w, p->sid, h);
         } else {
-            sio_msg_t *m = msg_new(SIO_MSG_POLL_ABORT);
+            sio_msg_t *m = sio_msg_new(SIO_MSG_POLL_ABORT);
             memcpy(m->sid, p->sid, sizeof(m->sid));
             m->from = h;
             sio_worker_send(p->owner, m);
@@ -209,7 +201,7 @@ void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const c
         complete_local(from, h.token, status, ctype, body);
         return;
     }
-    sio_msg_t *m = msg_new(SIO_MSG_REPLY);
+    sio_msg_t *m = sio_msg_new(SIO_MSG_REPLY);
     m->from = h;
     m->status = status;
     m->content_type = ctype;
@@ -218,9 +210,7 @@ void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const c
     sio_worker_send(h.worker, m);
 }
 
-/* Keeps an h2o request until sio_poll_reply answers it; `sid` may be NULL (an API request). */
-static sio_pending_req_t *hold_request(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner,
-                                       int is_get)
+sio_pending_req_t *sio_hold_request(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner, int is_get)
 {
     sio_pending_req_t *p = buf_xcalloc(1, sizeof(*p));
     p->req = req;
@@ -244,7 +234,7 @@ static sio_pending_req_t *hold_request(sio_worker_t *w, h2o_req_t *req, const ch
 
 static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner, int is_get)
 {
-    sio_pending_req_t *p = hold_request(w, req, sid, owner, is_get);
+    sio_pending_req_t *p = sio_hold_request(w, req, sid, owner, is_get);
     sio_poll_handle_t h = {w, p->token};
     buf_t body = BUF_INIT;
     if (!is_get && req->entity.base != NULL)
@@ -257,7 +247,7 @@ static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_work
         return;
     }
     metrics_inc(w->srv->m.handoff_poll);
-    sio_msg_t *m = msg_new(is_get ? SIO_MSG_POLL_GET : SIO_MSG_POLL_POST);
+    sio_msg_t *m = sio_msg_new(is_get ? SIO_MSG_POLL_GET : SIO_MSG_POLL_POST);
     memcpy(m->sid, sid, SIO_SID_LEN);
     m->from = h;
     m->body = body;
@@ -285,7 +275,7 @@ static void on_upgrade_complete(void *_u, h2o_socket_t *sock, size_t reqsize)
         goto Exit;
     }
     /* the session lives on another worker: move the socket to its loop */
-    sio_msg_t *m = msg_new(SIO_MSG_WS_ADOPT);
+    sio_msg_t *m = sio_msg_new(SIO_MSG_WS_ADOPT);
     if (h2o_socket_export(sock, &m->sock) != 0) {
         free(m);
         h2o_socket_close(sock);
@@ -441,76 +431,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
     }
-    for (sio_api_route_t *r = srv->api_routes; r != NULL; r = r->next) {
-        size_t n = strlen(r->prefix);
-        if (plen >= n && memcmp(r->prefix, req->path.base, n) == 0) {
-            sio_http_request_t *ar = buf_xcalloc(1, sizeof(*ar));
-            sio_pending_req_t *p = hold_request(w, req, NULL, w, 0);
-            ar->handle = (sio_poll_handle_t){w, p->token};
-            ar->method = strndup(req->method.base, req->method.len);
-            ar->path = strndup(req->path.base, plen);
-            ar->query = strndup(req->query_at == SIZE_MAX ? "" : req->path.base + req->query_at + 1,
-                                req->query_at == SIZE_MAX ? 0 : req->path.len - req->query_at - 1);
-            ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-            ar->authorization =
-                hi >= 0 ? strndup(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len) : strdup("");
-            if (req->entity.base != NULL)
-                buf_append(&ar->body, req->entity.base, req->entity.len);
-            r->cb(r->ud, ar);
-            return 0;
-        }
-    }
+    if (sio_api_dispatch(w, req, plen))
+        return 0;
     send_text(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
     return 0;
-}
-
-void sio_server_route_prefix(sio_server_t *srv, const char *prefix, sio_api_cb cb, void *ud)
-{
-    sio_api_route_t *r = buf_xcalloc(1, sizeof(*r));
-    r->prefix = strdup(prefix);
-    r->cb = cb;
-    r->ud = ud;
-    r->next = srv->api_routes;
-    srv->api_routes = r;
-}
-
-void sio_http_respond(sio_http_request_t *r, int status, const char *content_type, buf_t *body)
-{
-    /* always through the request's worker queue: this may run on any thread */
-    sio_msg_t *m = msg_new(SIO_MSG_REPLY);
-    m->from = r->handle;
-    m->status = status;
-    m->content_type = content_type;
-    m->body = *body;
-    *body = (buf_t)BUF_INIT;
-    sio_worker_send(r->handle.worker, m);
-    free(r->method);
-    free(r->path);
-    free(r->query);
-    free(r->authorization);
-    buf_free(&r->body);
-    free(r);
-}
-
-const char *sio_http_method(const sio_http_request_t *r)
-{
-    return r->method;
-}
-const char *sio_http_path(const sio_http_request_t *r)
-{
-    return r->path;
-}
-const char *sio_http_query(const sio_http_request_t *r)
-{
-    return r->query;
-}
-const char *sio_http_authorization(const sio_http_request_t *r)
-{
-    return r->authorization;
-}
-const buf_t *sio_http_body(const sio_http_request_t *r)
-{
-    return &r->body;
 }
 
 /* ---- cross-worker messages ---- */
@@ -795,7 +719,7 @@ int sio_server_port(sio_server_t *srv)
 int sio_server_stop(sio_server_t *srv, int timeout_ms)
 {
     for (int i = 0; i < srv->nworkers; i++)
-        sio_worker_send(&srv->workers[i], msg_new(SIO_MSG_STOP));
+        sio_worker_send(&srv->workers[i], sio_msg_new(SIO_MSG_STOP));
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
     deadline.tv_sec += timeout_ms / 1000;

@@ -224,6 +224,14 @@ static inline int srv_is_socketio(const sio_server_t *srv)
 /** Replies to a held request, on whichever worker holds it. Takes the body. */
 void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const char *content_type, buf_t *body);
 void sio_worker_send(sio_worker_t *to, sio_msg_t *msg);
+sio_msg_t *sio_msg_new(sio_msg_kind_t kind);
+/** Keeps an h2o request until sio_poll_reply answers it; `sid` may be NULL (an API request). */
+sio_pending_req_t *sio_hold_request(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner, int is_get);
+
+/* ---- api.c ---- */
+
+/** Hands a request to the asynchronous route whose prefix matches; 1 when one took it. */
+int sio_api_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen);
 sio_worker_t *sio_worker_of_sid(sio_server_t *srv, const char *sid);
 
 /* ---- socket.c (the Socket.IO layer over a session) ---- */

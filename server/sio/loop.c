@@ -31,6 +31,14 @@ void *sio_worker_data(const sio_worker_t *w)
     return w->app_data;
 }
 
+void sio_worker_post(sio_worker_t *w, void (*fn)(sio_worker_t *w, void *arg), void *arg)
+{
+    sio_msg_t *m = sio_msg_new(SIO_MSG_CALL);
+    m->call = fn;
+    m->call_arg = arg;
+    sio_worker_send(w, m);
+}
+
 uint64_t sio_worker_now(const sio_worker_t *w)
 {
     return h2o_now(w->loop);
@@ -151,6 +159,20 @@ static void stream_dispose(sio_stream_t *st)
     free(st);
 }
 
+/*
+ * Ends a callback into the owner (which did in_cb++ before it): a stream the
+ * owner closed meanwhile is freed now. Returns 1 when it was closed.
+ */
+static int callback_done(sio_stream_t *st)
+{
+    st->in_cb--;
+    if (!st->closed)
+        return 0;
+    if (st->in_cb == 0)
+        stream_dispose(st);
+    return 1;
+}
+
 /* The connection failed or ended: tell the owner once, then free. */
 static void stream_fail(sio_stream_t *st, const char *err)
 {
@@ -159,9 +181,7 @@ static void stream_fail(sio_stream_t *st, const char *err)
     st->closed = 1;
     st->in_cb++;
     st->cbs.on_close(st, err, st->ud);
-    st->in_cb--;
-    if (st->in_cb == 0)
-        stream_dispose(st);
+    callback_done(st);
 }
 
 static void on_stream_read(h2o_socket_t *sock, const char *err)
@@ -177,12 +197,8 @@ static void on_stream_read(h2o_socket_t *sock, const char *err)
         return;
     st->in_cb++;
     st->cbs.on_read(st, sock->input->bytes, sock->input->size, st->ud);
-    st->in_cb--;
-    if (st->closed) {
-        if (st->in_cb == 0)
-            stream_dispose(st);
+    if (callback_done(st))
         return;
-    }
     h2o_buffer_consume(&sock->input, sock->input->size);
 }
 
@@ -230,12 +246,8 @@ static void on_stream_connect(h2o_socket_t *sock, const char *err)
     st->connected = 1;
     st->in_cb++;
     st->cbs.on_connect(st, NULL, st->ud);
-    st->in_cb--;
-    if (st->closed) {
-        if (st->in_cb == 0)
-            stream_dispose(st);
+    if (callback_done(st))
         return;
-    }
     h2o_socket_read_start(sock, on_stream_read);
     stream_flush(st);
 }

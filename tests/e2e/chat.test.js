@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startChatd, histctl } from "./harness.js";
+import { startChatd, histctl, until } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { connectGuest, matchedPair, next } from "./guests.js";
 
@@ -22,15 +22,6 @@ async function twoNodes(t, env = {}) {
   return { redis, nodes: [n0, n1], history };
 }
 
-async function until(check, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test("a conversation across two nodes: seq in order, receipts, read marks, typing, and its history", async (t) => {
   const { nodes, history } = await twoNodes(t);

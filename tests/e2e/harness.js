@@ -97,6 +97,18 @@ export function histctl(args, env) {
   });
 }
 
+// Resolves with check()'s first truthy value (a rejection counts as not yet),
+// polling every 25 ms; for state that no event announces. Rejects after `ms`.
+export async function until(check, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await Promise.resolve().then(check).catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error("condition not reached");
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
 // The test City database that `make` generates from tests/fixtures/geo/cities.csv.
 export const geoDb = path.join(build, "geo/test-city.mmdb");
 

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { startChatd, histctl, stop, track } from "./harness.js";
+import { startChatd, histctl, stop, track, until } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { matchedPair } from "./guests.js";
 
@@ -34,15 +34,6 @@ async function mongoUrl(t) {
   return `mongodb://127.0.0.1:${port}/${db}?serverSelectionTimeoutMS=2000`;
 }
 
-async function until(check, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test("a conversation is stored in MongoDB and reads back exactly", async (t) => {
   const redis = await startRedis(t);

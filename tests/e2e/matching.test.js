@@ -2,7 +2,7 @@
 // redis-server, guests driven by the official socket.io-client.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { startChatd, geoDb } from "./harness.js";
+import { startChatd, geoDb, until } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { connectGuest, next, record } from "./guests.js";
 
@@ -17,16 +17,6 @@ async function cluster(t, n, env = {}) {
   return { redis, nodes };
 }
 
-// Resolves when `check()` is truthy; for state that no event announces.
-async function until(check, ms = 5000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 test("two guests on two nodes are matched; both get user-session with an alias and no guest id", async (t) => {
   const { nodes } = await cluster(t, 2);

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startChatd } from "./harness.js";
+import { startChatd, until } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { connectGuest, matchedPair, next } from "./guests.js";
 
@@ -32,15 +32,6 @@ async function setup(t) {
   return { nodes: [n0, n1], api };
 }
 
-async function until(check, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 test("no key or a wrong key: 401, and nothing is answered", async (t) => {
   const { api, nodes } = await setup(t);

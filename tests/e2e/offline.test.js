@@ -2,7 +2,7 @@
 // chatd nodes with a real redis-server and a real rabbitmq-server.
 import test from "node:test";
 import assert from "node:assert/strict";
-import { startChatd } from "./harness.js";
+import { startChatd, until } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { startRabbit } from "./rabbit.js";
 import { connectGuest, matchedPair, next } from "./guests.js";
@@ -15,15 +15,6 @@ async function cluster(t, env = {}) {
   return { redis, rabbit, nodes: [n0, n1] };
 }
 
-async function until(check, ms = 10000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error("condition not reached");
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 // Sends until the ack is ok (the client may retry `unavailable` with the same id).
 async function sendAcked(g, payload) {
