@@ -25,7 +25,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
 .PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web
-all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
+all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -63,6 +63,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(HDRS) $(wildcard tests/unit/su
 $(BUILD)/geo/test-city.mmdb: tests/fixtures/geo/cities.csv scripts/gen-geo-db
 	@mkdir -p $(dir $@)
 	scripts/gen-geo-db $< $@
+
+# The web app (visitor PWA and moderator console): type-checked, then built by
+# Vite into $(BUILD)/web, where chatd finds it beside its binary.
+WEB_SRC := $(shell find web -path web/node_modules -prune -o -path web/dist -prune -o -type f -print 2>/dev/null)
+$(BUILD)/web/index.html: $(WEB_SRC)
+	cd web && npx --no-install tsc --noEmit
+	cd web && NEARCHAT_WEB_OUT=$(abspath $(BUILD)/web) npx --no-install vite build --logLevel warn
+	@touch $@
+
+web: $(BUILD)/web/index.html
+
+# The load generator (bench/chatbench).
+-include bench/chatbench/chatbench.mk
 
 # libFuzzer targets: the parsers alone, built with clang.
 $(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)

@@ -1,12 +1,15 @@
 /*
  * chatd: the nearchat server. Reads its configuration from the environment
  * (chatd --help lists it), serves Socket.IO on /socket.io/ with the
- * namespaces /, /match and /chat, plus /healthz and /metrics, and drains on
- * SIGTERM or SIGINT.
+ * namespaces /, /match and /chat, plus /healthz and /metrics, the web app
+ * (visitor PWA and /moderate), and drains on SIGTERM or SIGINT.
  */
+#include <libgen.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../config/config.h"
 #include "../hub/hub.h"
@@ -14,6 +17,7 @@
 #include "../log/log.h"
 #include "../metrics/metrics.h"
 #include "../sio/sio.h"
+#include "../webroot/webroot.h"
 
 static void route_healthz(void *ud, const char *method, const char *path, sio_http_response_t *res)
 {
@@ -25,6 +29,39 @@ static void route_metrics(void *ud, const char *method, const char *path, sio_ht
     hub_metrics_refresh(ud);
     res->content_type = "text/plain; version=0.0.4; charset=utf-8";
     metrics_render(&res->body);
+}
+
+/*
+ * The web app: CHATD_WEB_DIR must load when it is set; the default, `web`
+ * beside the binary (where `make` builds it), may be missing, and then chatd
+ * serves the API alone. Returns -1 only for a configured folder that fails.
+ */
+static int open_webroot(const config_t *cfg, webroot_t **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    char dir[PATH_MAX];
+    if (cfg->web_dir != NULL) {
+        snprintf(dir, sizeof(dir), "%s", cfg->web_dir);
+    } else {
+        char exe[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+        if (n <= 0)
+            return 0;
+        exe[n] = '\0';
+        snprintf(dir, sizeof(dir), "%.*s/web", (int)(sizeof(dir) - 8), dirname(exe));
+    }
+    char why[256];
+    *out = webroot_load(dir, why, sizeof(why));
+    if (*out != NULL) {
+        log_info("web app loaded", json_pack("{s:s,s:i}", "dir", dir, "paths", (int)webroot_count(*out)));
+        return 0;
+    }
+    if (cfg->web_dir != NULL) {
+        snprintf(err, errlen, "CHATD_WEB_DIR: %s", why);
+        return -1;
+    }
+    log_warn("no web app: serving the API only", json_pack("{s:s}", "reason", why));
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -48,6 +85,7 @@ int main(int argc, char **argv)
     int rc = 1;
     sio_server_t *srv = NULL;
     modapi_t *api = NULL;
+    webroot_t *web = NULL;
     hub_t *hub = hub_new(&cfg, err, sizeof(err));
     if (hub == NULL) {
         fprintf(stderr, "chatd: %s\n", err);
@@ -84,6 +122,13 @@ int main(int argc, char **argv)
     modapi_attach(api, srv);
     sio_server_route(srv, "/healthz", route_healthz, NULL);
     sio_server_route(srv, "/metrics", route_metrics, hub);
+    if (open_webroot(&cfg, &web, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chatd: %s\n", err);
+        rc = 2;
+        goto Exit;
+    }
+    if (web != NULL)
+        webroot_attach(web, srv);
 
     /* Signals go to this thread only, which waits for them; workers never see them. */
     sigset_t set;
@@ -111,6 +156,7 @@ int main(int argc, char **argv)
 Exit:
     modapi_free(api); /* its threads answer through the server and read the history: stop them first */
     sio_server_free(srv);
+    webroot_free(web); /* after the server: responses point into it */
     hub_free(hub);
     metrics_free_all();
     config_free(&cfg);

@@ -248,6 +248,7 @@ int config_load(config_t *cfg, char *err, size_t errlen)
     cfg->trusted_proxies = config_string("TRUSTED_PROXIES", NULL);
     cfg->allowed_origins = config_string("ALLOWED_ORIGINS", NULL);
     cfg->moderator_keys_file = config_string("MODERATOR_KEYS_FILE", NULL);
+    cfg->web_dir = config_string("CHATD_WEB_DIR", NULL);
 
     if (config_int("CHATD_PING_INTERVAL_MS", 25000, 1, CONFIG_MAX_MS, &n, err, errlen) != 0)
         goto error;
@@ -320,6 +321,7 @@ void config_free(config_t *cfg)
     free(cfg->trusted_proxies);
     free(cfg->allowed_origins);
     free(cfg->moderator_keys_file);
+    free(cfg->web_dir);
     free(cfg->log_level);
     /* Leaves no dangling pointers, so a second free is harmless. */
     memset(cfg, 0, sizeof(*cfg));
@@ -345,6 +347,7 @@ void config_print_help(FILE *out, const char *argv0)
         {"ALLOWED_ORIGINS", "Origin allow-list for browsers (comma-separated)", "any"},
         {"MODERATOR_KEYS_FILE", "one SHA-256 hex digest of a moderator key per line",
          "none: moderator API answers 401"},
+        {"CHATD_WEB_DIR", "the built web app (visitor PWA and /moderate console)", "web beside the binary"},
         {"CHATD_PING_INTERVAL_MS", "Engine.IO ping interval (ms)", "25000"},
         {"CHATD_PING_TIMEOUT_MS", "Engine.IO ping timeout (ms)", "20000"},
         {"CHATD_MAX_PAYLOAD", "Engine.IO max payload (bytes, 1024..100000000)", "1000000"},

@@ -21,6 +21,7 @@ typedef struct config {
     char *trusted_proxies;        /* TRUSTED_PROXIES, NULL when unset */
     char *allowed_origins;        /* ALLOWED_ORIGINS (comma-separated), NULL = any */
     char *moderator_keys_file;    /* MODERATOR_KEYS_FILE, NULL when unset */
+    char *web_dir;                /* CHATD_WEB_DIR, NULL: "web" beside the binary */
     int ping_interval_ms;         /* CHATD_PING_INTERVAL_MS, 25000 */
     int ping_timeout_ms;          /* CHATD_PING_TIMEOUT_MS, 20000 */
     size_t max_payload;           /* CHATD_MAX_PAYLOAD, 1000000 */

@@ -431,7 +431,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
     }
-    if (sio_api_dispatch(w, req, plen))
+    if (sio_api_dispatch(w, req, plen) || sio_static_dispatch(w, req, plen))
         return 0;
     send_text(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
     return 0;

@@ -70,6 +70,8 @@ struct sio_server {
     sio_nsp_t *nsps;
     sio_route_t *routes;
     sio_api_route_t *api_routes;
+    sio_static_cb static_cb;
+    void *static_ud;
     h2o_globalconf_t h2o_config;
     int nworkers;
     sio_worker_t *workers;
@@ -232,6 +234,8 @@ sio_pending_req_t *sio_hold_request(sio_worker_t *w, h2o_req_t *req, const char 
 
 /** Hands a request to the asynchronous route whose prefix matches; 1 when one took it. */
 int sio_api_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen);
+/* Serves a static file for GET or HEAD when one matches; 1 when it answered. */
+int sio_static_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen);
 sio_worker_t *sio_worker_of_sid(sio_server_t *srv, const char *sid);
 
 /* ---- socket.c (the Socket.IO layer over a session) ---- */

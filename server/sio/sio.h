@@ -129,6 +129,30 @@ void sio_nsp_on_disconnect(sio_nsp_t *nsp, sio_disconnect_cb cb, void *ud);
 /** Adds a plain HTTP route for an exact path (copied). Before run only. */
 void sio_server_route(sio_server_t *srv, const char *path, sio_route_cb cb, void *ud);
 
+/**
+ * A file served from memory that outlives the server (see sio_server_static).
+ * `etag` is quoted; `gzip` is NULL when the file is not worth compressing;
+ * `csp` is the Content-Security-Policy of a page, NULL for other files.
+ */
+typedef struct sio_static_file {
+    const char *content_type;
+    const char *cache_control;
+    const char *etag;
+    const char *csp;
+    const char *body;
+    size_t len;
+    const char *gzip;
+    size_t gzip_len;
+} sio_static_file_t;
+/** Finds the file for a path (not NUL-terminated), or returns NULL. Any worker thread; must not block. */
+typedef const sio_static_file_t *(*sio_static_cb)(void *ud, const char *path, size_t len);
+
+/**
+ * Serves GET and HEAD requests that no route took from `cb`, with ETag
+ * revalidation and gzip when the client accepts it. Before run only.
+ */
+void sio_server_static(sio_server_t *srv, sio_static_cb cb, void *ud);
+
 /** An HTTP request held for an asynchronous answer (see sio_server_route_prefix). */
 typedef struct sio_http_request sio_http_request_t;
 typedef void (*sio_api_cb)(void *ud, sio_http_request_t *req);
