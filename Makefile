@@ -24,7 +24,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
-.PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web
+.PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web web-test
 all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
@@ -74,6 +74,10 @@ $(BUILD)/web/index.html: $(WEB_SRC)
 
 web: $(BUILD)/web/index.html
 
+# Vitest: the web app's state logic.
+web-test:
+	cd web && npx --no-install vitest run
+
 # The load generator (bench/chatbench).
 -include bench/chatbench/chatbench.mk
 
@@ -109,6 +113,7 @@ e2e: all
 test: setup
 	$(MAKE) all fuzz-build
 	$(MAKE) unit
+	$(MAKE) web-test
 	$(MAKE) e2e
 	$(MAKE) fuzz FUZZ_SECONDS=$${FUZZ_SECONDS:-15}
 

@@ -29,7 +29,9 @@ export async function openPage(t, browser, options = {}) {
   const problems = [];
   page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
   page.on("console", (m) => {
-    if (m.type() === "error" && !/status of (401|404)/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // Chrome's own notes on refused requests and on a send racing a server-side close are not the page's errors
+    const benign = /status of (401|404)|WebSocket is already in CLOSING or CLOSED state|ERR_INTERNET_DISCONNECTED/;
+    if (m.type() === "error" && !benign.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   t.after(() => assert.deepEqual(problems, [], "the page reported errors"));
   return { context, page };
