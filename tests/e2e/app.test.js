@@ -37,10 +37,23 @@ async function visitor(t, browser, ip, options = {}) {
   return v;
 }
 
+// Every control on the screen has a name a screen reader can say, and nothing is wider than a phone.
+async function assertAccessible(page, name) {
+  const unnamed = await page.evaluate(() => [...document.querySelectorAll("button, input, textarea, select, a[href]")]
+    .filter((el) => el.offsetParent !== null || el.getClientRects().length)
+    .filter((el) => !(el.getAttribute("aria-label") || el.getAttribute("aria-labelledby") || el.labels?.length ||
+      el.textContent.trim() || el.getAttribute("title")))
+    .map((el) => el.outerHTML.slice(0, 80)));
+  assert.deepEqual(unnamed, [], `${name}: controls without a name`);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth > document.documentElement.clientWidth);
+  assert.equal(overflow, false, `${name}: the page scrolls sideways`);
+}
+
 // Each screen at both sizes, kept in build/test-output/.
 async function shootBoth(page, name) {
   const before = page.viewportSize();
   await page.setViewportSize(PHONE);
+  await assertAccessible(page, name);
   await screenshot(page, `app-${name}-360x640`);
   await page.setViewportSize(DESKTOP);
   await screenshot(page, `app-${name}-1280x800`);
@@ -221,4 +234,44 @@ test("the app is installable: manifest, icons, service worker scope; pages carry
   assert.match(sw.headers.get("content-type"), /^text\/javascript/);
   assert.equal(sw.headers.get("cache-control"), "no-cache", "a new release reaches installed apps");
   assert.match(await sw.text(), /\/socket\.io\//, "the worker leaves the socket alone");
+});
+
+test("decline, next and leave: a declined stranger is not proposed again; next finds someone new; leave ends it for both", async (t) => {
+  const { chatd, browser } = await setup(t, { rabbit: false });
+  const [A, B, C] = [await visitor(t, browser, "10.1.0.7"), await visitor(t, browser, "10.1.0.8"), await visitor(t, browser, "10.1.0.9")];
+  for (const v of [A, B, C]) await consent(v.page, chatd.url);
+  const find = (v) => v.page.getByRole("button", { name: "Find someone nearby" }).click();
+  const proposedAmong = (vs) => Promise.any(vs.map(async (v) => {
+    await v.page.getByRole("alertdialog", { name: "Someone wants to chat" }).waitFor();
+    return v;
+  }));
+
+  await find(A);
+  await A.page.getByRole("heading", { name: "Looking for someone" }).waitFor();
+  await find(B);
+  const first = await proposedAmong([A, B]);
+  await first.page.getByRole("button", { name: "Decline" }).click();
+  await first.page.getByRole("heading", { name: "Looking for someone" }).waitFor(); // back in the queue
+
+  await find(C); // A and B never meet again: C is proposed to one of them
+  const second = await proposedAmong([A, B, C]);
+  await second.page.getByRole("button", { name: "Accept" }).click();
+  const paired = [A, B, C].filter((v) => v !== second);
+  const inChat = async (v) => v.page.getByRole("region", { name: "Chat" }).waitFor({ timeout: 3000 }).then(() => true, () => false);
+  const [x] = (await Promise.all(paired.map(async (v) => ((await inChat(v)) ? v : null)))).filter(Boolean);
+  await second.page.getByRole("region", { name: "Chat" }).waitFor();
+  const lonely = [A, B, C].find((v) => v !== second && v !== x);
+  assert.equal(await lonely.page.getByRole("heading", { name: "Looking for someone" }).isVisible(), true);
+
+  // Next: x leaves and searches again; the other side sees the stranger left
+  await x.page.getByRole("button", { name: "Next" }).click();
+  await second.page.getByRole("heading", { name: "The stranger left" }).waitFor();
+  const third = await proposedAmong([x, lonely]);
+  await third.page.getByRole("button", { name: "Accept" }).click();
+  for (const v of [x, lonely]) await v.page.getByRole("region", { name: "Chat" }).waitFor();
+
+  // Leave: both sides are told
+  await x.page.getByRole("button", { name: "Leave" }).click();
+  await x.page.getByRole("heading", { name: "You left the chat" }).waitFor();
+  await lonely.page.getByRole("heading", { name: "The stranger left" }).waitFor();
 });
