@@ -12,6 +12,17 @@ export function next(socket, event, ms = 10000) {
   });
 }
 
+// Resolves with [event, payload] for whichever of `events` comes first on `socket`;
+// unlike a race of next()s, it leaves no timer or listener behind to hold the process.
+export function first(socket, events, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    const handlers = events.map((event) => [event, (p) => { done(); resolve([event, p]); }]);
+    const done = () => { clearTimeout(timer); for (const [e, h] of handlers) socket.off(e, h); };
+    const timer = setTimeout(() => { done(); reject(new Error(`none of ${events.join(", ")} within ${ms} ms`)); }, ms);
+    for (const [e, h] of handlers) socket.once(e, h);
+  });
+}
+
 // Collects every `event` on `socket` into an array, to assert on later.
 export function record(socket, event) {
   const seen = [];
@@ -40,10 +51,8 @@ export async function connectGuest(t, url, opts = {}) {
   root.onAny(validate);
   t.after(() => assert.deepEqual(violations, []));
   t.after(() => { root.disconnect(); manager.engine?.close(); });
-  const session = await Promise.race([
-    next(root, "session"),
-    next(root, "connect_error").then((e) => { throw Object.assign(new Error(e.message), { data: e.data }); }),
-  ]);
+  const [event, session] = await first(root, ["session", "connect_error"]);
+  if (event === "connect_error") throw Object.assign(new Error(session.message), { data: session.data });
   const match = manager.socket("/match");
   match.onAny(validate);
   await next(match, "connect");
