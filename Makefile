@@ -25,7 +25,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
 .PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web web-test
-all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web
+all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(BUILD)/chatbench $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -130,7 +130,7 @@ run: setup all
 lint:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
-	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server geo matcher tests/unit fuzz
+	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server geo matcher tests/unit fuzz bench/chatbench
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
