@@ -127,6 +127,10 @@ asan: setup
 run: setup all
 	scripts/run
 
+# The benchmark: chatd and the Node peer under the same scenarios; writes docs/benchmarks.md.
+bench: setup all
+	BUILD=$(BUILD) node bench/run.mjs
+
 lint:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
