@@ -72,6 +72,12 @@ int chat_set_status(redis_client_t *c, const char *sid, const char *sender, cons
     return eval(c, 5, args, cb, ud);
 }
 
+int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb, void *ud)
+{
+    const char *args[] = {"state", sid, sender, id};
+    return eval(c, 4, args, cb, ud);
+}
+
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb,
                    void *ud)
 {

@@ -64,6 +64,13 @@ if op == 'status' then
   return {'ok', ARGV[5]}
 end
 
+-- state sid sender id : the status alone, read-only ({'gone'} once it expired)
+if op == 'state' then
+  local st = redis.call('HGET', P .. 'cm:' .. ARGV[2] .. ':' .. ARGV[3] .. ':' .. ARGV[4], 'st')
+  if not st then return {'gone'} end
+  return {'ok', st}
+end
+
 -- delivered sid sender id : the recipient's client acked; the sender's worker hears of it
 -- Returns {'ok', was} where was is the status before ('delivered' means a repeat).
 if op == 'delivered' then

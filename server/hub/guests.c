@@ -62,7 +62,7 @@ static void settle_deferred(hub_conn_t *c, int accept)
         if (accept) {
             sio_socket_accept(c->deferred[i]);
             if (strcmp(sio_socket_nsp(c->deferred[i]), "/chat") == 0)
-                hub_chat_drain_queue(c);
+                hub_chat_drain_if_queued(c);
         } else
             reject(c->deferred[i], "not_authenticated");
     }
@@ -217,7 +217,7 @@ void hub_require_root(sio_socket_t *s, json_t *auth, void *ud)
     if (ready != NULL) {
         sio_socket_accept(s);
         if (strcmp(sio_socket_nsp(s), "/chat") == 0)
-            hub_chat_drain_queue(ready);
+            hub_chat_drain_if_queued(ready);
         return;
     }
     /* / is still being answered (Redis is asked about bans): answer this one right after it */

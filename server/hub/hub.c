@@ -93,6 +93,8 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
     m->msgs_queued = metrics_counter("chatd_message_acks_total", "status=\"queued\"", "Sender acks by outcome");
     m->msgs_unavailable =
         metrics_counter("chatd_message_acks_total", "status=\"unavailable\"", "Sender acks by outcome");
+    m->msgs_queued_delivered = metrics_counter("chatd_queued_already_delivered_total", NULL,
+                                               "Queued messages dropped at fetch: their receipt beat the queue");
     m->chat_rate_limited =
         metrics_counter("chatd_rate_limited_total", "what=\"chat\"", "Requests refused by a token bucket");
     m->reports = metrics_counter("chatd_reports_total", NULL, "chat:report events that ended a session");

@@ -35,8 +35,8 @@ typedef struct hub_metrics {
     metrics_value_t *guests_new, *guests_resumed, *auth_failures, *consent_refused, *banned;
     metrics_value_t *match_requests, *match_errors, *proposals, *matches, *expired, *declined, *rate_limited;
     metrics_value_t *waiting[4], *redis_down, *history_queued, *history_lag_ms;
-    metrics_value_t *msgs_in, *msgs_out, *msgs_delivered, *msgs_queued, *msgs_unavailable, *chat_rate_limited,
-        *reports; /* waiting: by the level searched now */
+    metrics_value_t *msgs_in, *msgs_out, *msgs_delivered, *msgs_queued, *msgs_unavailable, *chat_rate_limited, *reports,
+        *msgs_queued_delivered; /* waiting: by the level searched now */
 } hub_metrics_t;
 
 struct hub {
@@ -87,6 +87,7 @@ typedef struct hub_conn {
     int ndeferred;
     hub_bucket_t msg_bucket, typing_bucket;
     int fetching, fetch_again; /* its offline queue is being read */
+    struct inbound *inflight;  /* messages handed to the client, awaiting its receipt */
     sio_timer_t *session_end;  /* the live session's expiry */
     char session_id[GUEST_ID_LEN + 1];
     struct hub_conn *hnext; /* registry chain */
@@ -155,6 +156,8 @@ void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t
 int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag);
 /** The guest's /chat is connected (or something was queued for it): hand over what waits in its queue. */
 void hub_chat_drain_queue(hub_conn_t *c);
+/** The same, on a /chat connect: only when the guest has ever had a message queued. */
+void hub_chat_drain_if_queued(hub_conn_t *c);
 /** The guest was told of its live session (started at `started_ms`): arm the session's expiry. */
 void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms);
 void hub_chat_worker_stop(hub_worker_t *hw);

@@ -61,7 +61,8 @@ export async function connectGuest(t, url, opts = {}) {
   chat.onAny(validate);
   const inbox = [];
   const g = {};
-  chat.on("chat:message", (m, ack) => { inbox.push(m); if (!g.holdReceipts && ack) ack(); });
+  const held = []; // receipts kept back while `holdReceipts`, to send later
+  chat.on("chat:message", (m, ack) => { inbox.push(m); if (!g.holdReceipts && ack) ack(); else if (ack) held.push(ack); });
   await next(chat, "connect");
   const say = async (payload) => {
     const answer = await chat.timeout(10000).emitWithAck("chat:message", payload);
@@ -76,7 +77,7 @@ export async function connectGuest(t, url, opts = {}) {
     if (problem) violations.push(problem);
     return answer;
   };
-  return Object.assign(g, { manager, root, match, chat, inbox, session, userSessions, ask, say, tell });
+  return Object.assign(g, { manager, root, match, chat, inbox, held, session, userSessions, ask, say, tell });
 }
 
 // Two guests matched with each other: a on urlA requests first, b on urlB is proposed and accepts.

@@ -104,3 +104,25 @@ test("RabbitMQ down: a message that cannot be delivered live is answered unavail
   assert.equal(ack.status, "queued");
   assert.equal(ack.seq, 1); // the retry kept its number
 });
+
+test("a receipt slower than the delivery timeout: queued and delivered, yet handed to the client once, now and after a reconnect", async (t) => {
+  const { nodes } = await cluster(t, { CHAT_DELIVERY_TIMEOUT_MS: "300" });
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  b.holdReceipts = true;
+  const ack = await a.say({ sessionId, id: "slow", text: "take your time" });
+  assert.equal(ack.status, "queued", "no receipt within the timeout: the broker has it");
+  assert.equal(b.inbox.length, 1);
+  const delivered = next(a.chat, "chat:delivered");
+  b.held.shift()();
+  assert.equal((await delivered).id, "slow");
+  // a second message shows that nothing else came first; then the same after a reconnect
+  b.holdReceipts = false;
+  await a.say({ sessionId, id: "after", text: "second" });
+  await until(() => b.inbox.length >= 2);
+  assert.deepEqual(b.inbox.map((m) => m.id), ["slow", "after"]);
+  b.manager.engine.close();
+  const back = await connectGuest(t, nodes[1].url, { token: b.session.token });
+  await a.say({ sessionId, id: "third", text: "third" });
+  await until(() => back.inbox.length >= 1);
+  assert.deepEqual(back.inbox.map((m) => m.id), ["third"], "the queued copy of a delivered message is never handed over again");
+});
