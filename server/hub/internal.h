@@ -15,7 +15,6 @@
 
 #define HUB_MAX_WORKERS 256
 #define HUB_REGISTRY_BUCKETS 4096
-#define HUB_PENDING_BUCKETS 1024
 #define HUB_IP_BUCKETS 1024
 
 /* A token bucket (rates are "count per seconds" pairs from the configuration). */
@@ -103,7 +102,9 @@ struct hub_worker {
     uint64_t next_conn;
     hub_conn_t *registry[HUB_REGISTRY_BUCKETS];
     sio_timer_t *touch;
-    struct pending_msg *pending[HUB_PENDING_BUCKETS]; /* messages this worker sent and has not answered */
+    /* messages this worker sent and has not answered, hashed by key (pending.c) */
+    struct pending_msg **pending;
+    size_t pending_buckets, pending_count;
     hub_ip_bucket_t ip_buckets[HUB_IP_BUCKETS];
     geo_proxies_t *banned_cidrs; /* networks banned by moderators */
 };
@@ -177,5 +178,37 @@ void hub_history_session_start(hub_t *h, const char *sid, const char *guest_a, c
 void hub_history_session_end(hub_t *h, const char *sid, int64_t ended_ms, const char *reason);
 void hub_history_report(hub_t *h, const char *report_id, const char *sid, const char *reporter, const char *reason,
                         int64_t created_ms);
+
+/* ---- pending.c: messages sent from this worker and not yet answered ---- */
+
+#define HUB_MAX_ACKS 4
+#define HUB_MAX_ID_LEN 64 /* a client message id (protocol.md §5) */
+
+typedef struct pending_msg {
+    char key[GUEST_ID_LEN * 2 + HUB_MAX_ID_LEN + 3]; /* sid|sender|id */
+    char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], peer[GUEST_ID_LEN + 1], id[HUB_MAX_ID_LEN + 1];
+    hub_conn_t *c; /* the sender's connection (a reference) */
+    int64_t acks[HUB_MAX_ACKS];
+    int nacks;
+    int64_t seq, ts;
+    char *text;
+    sio_timer_t *timer;
+    hub_worker_t *hw;
+    char chan[160]; /* the recipient's worker channel */
+    int waits;      /* delivery timeouts passed while that worker was alive */
+    int queueing;   /* handed to the offline queue: no more live attempts */
+    struct pending_msg *next;
+} pending_msg_t;
+
+/** Adds `m` (its key set); the table grows to keep chains short however many wait. */
+void hub_pending_insert(hub_worker_t *hw, pending_msg_t *m);
+/** The message with `key`, or NULL. */
+pending_msg_t *hub_pending_find(hub_worker_t *hw, const char *key);
+/** Takes `m` out of the table; a message not in it is ignored. */
+void hub_pending_remove(pending_msg_t *m);
+/** Any message still in the table, or NULL. */
+pending_msg_t *hub_pending_any(hub_worker_t *hw);
+/** Frees the table itself (empty by then). */
+void hub_pending_dispose(hub_worker_t *hw);
 
 #endif
