@@ -102,18 +102,6 @@ static void pending_answer(pending_msg_t *m, const char *status, const char *err
 
 /* ---- the offline path ---- */
 
-/* The Redis key that says a guest has had messages queued for it. */
-typedef struct oq_key {
-    char k[GUEST_ID_LEN + 16];
-} oq_key_t;
-
-static oq_key_t oq_key(const char *gid)
-{
-    oq_key_t key;
-    snprintf(key.k, sizeof(key.k), "{nc}:oq:%s", gid);
-    return key;
-}
-
 static void on_status_queued(const redis_strings_t *r, void *ud)
 {
     pending_msg_t *m = ud;
@@ -154,7 +142,7 @@ static void queue_offline(pending_msg_t *m)
     /* marks the recipient as having a queue, before there is one: see hub_chat_drain_if_queued */
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", h->cfg->token_ttl_s);
-    redis_command(m->hw->cmd, NULL, NULL, "SET", oq_key(m->peer).k, "1", "EX", ttl, (const char *)NULL);
+    redis_command(m->hw->cmd, NULL, NULL, "SET", hub_oq_key(m->peer).k, "1", "EX", ttl, (const char *)NULL);
     json_t *body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "sessionId", m->sid, "id", m->id, "sender", m->sender, "seq",
                              (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text);
     char *text = json_dumps(body, JSON_COMPACT);
@@ -665,117 +653,6 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
     if (c->session_end == NULL)
         c->session_end = sio_timer_new(c->hw->w, on_session_expired, c);
     sio_timer_start(c->session_end, end > now ? (uint64_t)(end - now) : 0);
-}
-
-/* ---- the offline queue, read when the recipient is here ---- */
-
-#define FETCH_MAX 500
-
-/* A queued message on its way to the client, once its status is known. */
-typedef struct fetched {
-    hub_conn_t *c;
-    uint64_t tag;
-    json_t *m;
-} fetched_t;
-
-static void hand_over_fetched(fetched_t *f)
-{
-    if (f->c->root == NULL || hub_chat_hand_over(f->c, f->m, NULL, f->tag) != 0)
-        hub_offq_release(f->c->hw, f->tag);
-}
-
-static void on_fetched_state(const redis_strings_t *r, void *ud)
-{
-    fetched_t *f = ud;
-    /*
-     * The receipt can beat the delivery timeout after the message was queued:
-     * then it is in the queue although the client has it. Dropping it here
-     * keeps the second delivery to the case the protocol allows (a node died).
-     */
-    if (r->err == NULL && r->n > 0 && strcmp(r->v[0], "delivered") == 0) {
-        hub_offq_ack(f->c->hw, f->tag);
-        metrics_inc(f->c->hw->hub->m.msgs_queued_delivered);
-    } else {
-        hand_over_fetched(f);
-    }
-    json_decref(f->m);
-    hub_conn_unref(f->c);
-    free(f);
-}
-
-static void on_fetched(sio_worker_t *w, uint64_t tag, const void *body, size_t len, const char *err, void *ud)
-{
-    hub_conn_t *c = ud;
-    if (body == NULL) { /* the end of the batch */
-        c->fetching = 0;
-        if (c->fetch_again && c->root != NULL) {
-            c->fetch_again = 0;
-            hub_chat_drain_queue(c);
-        }
-        hub_conn_unref(c);
-        return;
-    }
-    json_error_t jerr;
-    json_t *m = json_loadb(body, len, 0, &jerr);
-    const char *sid = json_string_value(json_object_get(m, "sessionId"));
-    const char *sender = json_string_value(json_object_get(m, "sender"));
-    const char *id = json_string_value(json_object_get(m, "id"));
-    if (m == NULL || sid == NULL || sender == NULL || id == NULL) {
-        log_error("unreadable queued message dropped", json_pack("{s:s}", "error", m == NULL ? jerr.text : "fields"));
-        json_decref(m);
-        hub_offq_ack(c->hw, tag);
-        return;
-    }
-    /* the queue's body names the session as sessionId; hand_over reads the notification names */
-    json_object_set(m, "sid", json_object_get(m, "sessionId"));
-    fetched_t *f = buf_xcalloc(1, sizeof(*f));
-    f->c = hub_conn_ref(c);
-    f->tag = tag;
-    f->m = m;
-    /* answers come back in order on the worker's one connection, so the messages keep theirs */
-    if (chat_state(c->hw->cmd, sid, sender, id, on_fetched_state, f) != 0) {
-        hand_over_fetched(f); /* Redis cannot say: deliver (at least once) */
-        json_decref(m);
-        hub_conn_unref(c);
-        free(f);
-    }
-}
-
-static void on_oq_exists(redisReply *reply, const char *err, void *ud)
-{
-    hub_conn_t *c = ud;
-    /* when Redis cannot say, read the queue: a needless fetch is cheaper than a missed message */
-    int none = err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0;
-    if (!none && c->root != NULL)
-        hub_chat_drain_queue(c);
-    hub_conn_unref(c);
-}
-
-/*
- * On a /chat connect: most guests never had a message queued, and asking the
- * broker for a queue that does not exist costs it an error and a channel
- * (measured: about 30% of connects/s). The flag is set before the first
- * publish and lives as long as a token, so it never says "none" for a guest
- * that has a queue; a message queued after the check announces itself with
- * the "queued" notice.
- */
-void hub_chat_drain_if_queued(hub_conn_t *c)
-{
-    hub_conn_ref(c);
-    if (redis_command(c->hw->cmd, on_oq_exists, c, "EXISTS", oq_key(c->gid).k, (const char *)NULL) != 0) {
-        hub_chat_drain_queue(c);
-        hub_conn_unref(c);
-    }
-}
-
-void hub_chat_drain_queue(hub_conn_t *c)
-{
-    if (c->fetching) {
-        c->fetch_again = 1;
-        return;
-    }
-    c->fetching = 1;
-    hub_offq_fetch(c->hw, c->gid, FETCH_MAX, on_fetched, hub_conn_ref(c));
 }
 
 /* ---- notifications ---- */

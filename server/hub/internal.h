@@ -1,6 +1,7 @@
 /* hub internals shared by its files; nothing outside server/hub includes this. */
 #ifndef NEARCHAT_HUB_INTERNAL_H
 #define NEARCHAT_HUB_INTERNAL_H
+#include <stdio.h>
 #include <jansson.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -210,5 +211,17 @@ void hub_pending_remove(pending_msg_t *m);
 pending_msg_t *hub_pending_any(hub_worker_t *hw);
 /** Frees the table itself (empty by then). */
 void hub_pending_dispose(hub_worker_t *hw);
+
+/* The Redis key that says a guest has ever had messages queued for it (queue_read.c reads it). */
+typedef struct hub_oq_key {
+    char k[GUEST_ID_LEN + 16];
+} hub_oq_key_t;
+
+static inline hub_oq_key_t hub_oq_key(const char *gid)
+{
+    hub_oq_key_t key;
+    snprintf(key.k, sizeof(key.k), "{nc}:oq:%s", gid);
+    return key;
+}
 
 #endif
