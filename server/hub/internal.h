@@ -106,6 +106,7 @@ struct hub_worker {
     /* messages this worker sent and has not answered, hashed by key (pending.c) */
     struct pending_msg **pending;
     size_t pending_buckets, pending_count;
+    int sends_waiting; /* chat:message calls to Redis not answered yet */
     hub_ip_bucket_t ip_buckets[HUB_IP_BUCKETS];
     geo_proxies_t *banned_cidrs; /* networks banned by moderators */
 };
