@@ -529,11 +529,8 @@ static void *worker_main(void *arg)
     h2o_socket_read_start(w->listener, on_accept);
     if (srv->worker_start != NULL)
         srv->worker_start(w, srv->worker_ud);
-    while (!w->stopped) {
+    while (!w->stopped)
         h2o_evloop_run(w->loop, INT32_MAX);
-        sio_flush_run();
-    }
-    sio_flush_run();
     return NULL;
 }
 

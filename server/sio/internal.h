@@ -230,29 +230,6 @@ sio_msg_t *sio_msg_new(sio_msg_kind_t kind);
 /** Keeps an h2o request until sio_poll_reply answers it; `sid` may be NULL (an API request). */
 sio_pending_req_t *sio_hold_request(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_worker_t *owner, int is_get);
 
-/* ---- loop.c: writes deferred to the end of a loop turn ---- */
-
-/*
- * An outgoing stream (Redis) with bytes to write registers here instead of
- * writing at once; the worker flushes every registered one after each turn of
- * its loop, so that the whole pipeline of a turn leaves in one write. Per
- * thread: only worker loops use it. WebSocket connections write at once: with
- * their writes deferred, libh2o 2.2's evloop aborted in write_pending under a
- * connect storm (2,000 guests, one run in three), so they keep h2o's own
- * coalescing (what is sent during a write in flight leaves with the next).
- */
-typedef struct sio_flush {
-    struct sio_flush *next;
-    void (*run)(struct sio_flush *f);
-    int queued;
-} sio_flush_t;
-
-void sio_flush_later(sio_flush_t *f);
-/** Before freeing what holds `f`. */
-void sio_flush_cancel(sio_flush_t *f);
-/** Runs every registered flush; called by the worker after each turn of its loop. */
-void sio_flush_run(void);
-
 /* ---- api.c ---- */
 
 /** Hands a request to the asynchronous route whose prefix matches; 1 when one took it. */

@@ -9,44 +9,6 @@
 
 #include "internal.h"
 
-static __thread sio_flush_t *flush_head;
-
-void sio_flush_later(sio_flush_t *f)
-{
-    if (f->queued)
-        return;
-    f->queued = 1;
-    f->next = flush_head;
-    flush_head = f;
-}
-
-void sio_flush_cancel(sio_flush_t *f)
-{
-    if (!f->queued)
-        return;
-    for (sio_flush_t **pp = &flush_head; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == f) {
-            *pp = f->next;
-            break;
-        }
-    f->queued = 0;
-}
-
-void sio_flush_run(void)
-{
-    /* a flush may register others (a write callback that runs at once): take the list whole, repeat */
-    while (flush_head != NULL) {
-        sio_flush_t *list = flush_head;
-        flush_head = NULL;
-        while (list != NULL) {
-            sio_flush_t *f = list;
-            list = f->next;
-            f->queued = 0;
-            f->run(f);
-        }
-    }
-}
-
 void sio_server_on_worker(sio_server_t *srv, sio_worker_cb start, sio_worker_cb stop, void *ud)
 {
     srv->worker_start = start;
@@ -172,7 +134,6 @@ void sio_timer_free(sio_timer_t *t)
 /* ---- streams ---- */
 
 struct sio_stream {
-    sio_flush_t flush; /* first: the flush callback finds the stream from it */
     sio_worker_t *w;
     h2o_socket_t *sock;
     sio_stream_callbacks_t cbs;
@@ -185,14 +146,8 @@ struct sio_stream {
 
 static void stream_flush(sio_stream_t *st);
 
-static void stream_flush_deferred(sio_flush_t *f)
-{
-    stream_flush((sio_stream_t *)f);
-}
-
 static void stream_dispose(sio_stream_t *st)
 {
-    sio_flush_cancel(&st->flush);
     if (st->sock != NULL) {
         st->sock->data = NULL;
         h2o_socket_close(st->sock);
@@ -301,7 +256,6 @@ sio_stream_t *sio_stream_connect(sio_worker_t *w, const struct sockaddr *addr, u
                                  const sio_stream_callbacks_t *cbs, void *ud)
 {
     sio_stream_t *st = buf_xcalloc(1, sizeof(*st));
-    st->flush.run = stream_flush_deferred;
     st->w = w;
     st->cbs = *cbs;
     st->ud = ud;
@@ -321,7 +275,7 @@ void sio_stream_write(sio_stream_t *st, const void *data, size_t len)
     if (st->closed)
         return;
     buf_append(&st->out, data, len);
-    sio_flush_later(&st->flush);
+    stream_flush(st);
 }
 
 void sio_stream_close(sio_stream_t *st)
