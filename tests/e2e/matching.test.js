@@ -61,27 +61,37 @@ test("a guest declined by another is never proposed to it again", async (t) => {
   const a = await connectGuest(t, nodes[0].url);
   const b = await connectGuest(t, nodes[1].url);
   const proposalsA = record(a.match, "match:proposal");
+  const proposalsB = record(b.match, "match:proposal");
   await a.ask("match:request", {});
   const first = next(a.match, "match:proposal");
   await b.ask("match:request", {});
   const p1 = await first;
   assert.deepEqual(await a.ask("match:decline", { proposalId: p1.proposalId }), { ok: true });
-  // both are waiting again; a newcomer is proposed to A (who waited longest), never B to A
-  const c = await connectGuest(t, nodes[1].url);
-  const second = next(a.match, "match:proposal");
-  await c.ask("match:request", {});
-  const p2 = await second;
-  const both = [next(a.root, "user-session"), next(c.root, "user-session")];
-  await a.ask("match:accept", { proposalId: p2.proposalId });
-  await Promise.all(both);
-  // B is still waiting and gets the next newcomer
-  const d = await connectGuest(t, nodes[0].url);
-  const third = next(b.match, "match:proposal");
-  await d.ask("match:request", {});
-  await third;
-  assert.equal(proposalsA.length, 2);
-  // and B can never be proposed to A: A is in session now, and a fresh request by both finds nobody
-  assert.deepEqual(await a.ask("match:request", {}), { ok: false, error: "already_in_session" });
+  // both wait again; each newcomer is proposed to one of them, never one of them to the other.
+  // (Which one first depends on their places in the queue, equal when both asked in the same millisecond.)
+  const pairWithNewcomer = async (waiting, url) => {
+    const newcomer = await connectGuest(t, url);
+    const proposed = new Promise((resolve, reject) => {
+      const done = () => { clearTimeout(timer); for (const w of waiting) w.match.off("match:proposal", w.handler); };
+      const timer = setTimeout(() => { done(); reject(new Error("no match:proposal within 10000 ms")); }, 10000);
+      for (const w of waiting) {
+        w.handler = (p) => { done(); resolve([w, p]); };
+        w.match.once("match:proposal", w.handler);
+      }
+    });
+    await newcomer.ask("match:request", {});
+    const [g, p] = await proposed;
+    const sessions = [next(g.root, "user-session"), next(newcomer.root, "user-session")];
+    await g.ask("match:accept", { proposalId: p.proposalId });
+    const [s1, s2] = await Promise.all(sessions);
+    assert.equal(s1.sessionId, s2.sessionId, "paired with the newcomer");
+    return g;
+  };
+  const firstPaired = await pairWithNewcomer([a, b], nodes[1].url);
+  const other = firstPaired === a ? b : a;
+  assert.equal(await pairWithNewcomer([other], nodes[0].url), other);
+  assert.equal(proposalsA.length + proposalsB.length, 3, "the decline, then one newcomer each");
+  for (const g of [a, b]) assert.deepEqual(await g.ask("match:request", {}), { ok: false, error: "already_in_session" });
 });
 
 test("guests in nearby cities are matched only after the widening timer", async (t) => {
