@@ -596,6 +596,25 @@ static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bi
     inbound_free(in);
 }
 
+/*
+ * A copy from the queue of a message already with the client and awaiting
+ * its receipt (it was queued after it had been handed over): one delivery;
+ * its receipt settles both. Live messages never come twice, so only queued
+ * copies look.
+ */
+int hub_chat_settle_with_inflight(hub_conn_t *c, const char *sid, const char *sender, const char *id, uint64_t offq_tag)
+{
+    for (inbound_t *cur = c->inflight; cur != NULL; cur = cur->next)
+        if (strcmp(cur->id, id) == 0 && strcmp(cur->sender, sender) == 0 && strcmp(cur->sid, sid) == 0) {
+            if (cur->offq_tag == 0)
+                cur->offq_tag = offq_tag;
+            else
+                hub_offq_release(c->hw, offq_tag);
+            return 1;
+        }
+    return 0;
+}
+
 /* Hands a message to the recipient's client; returns 0, or -1 when it has no /chat here. */
 int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag)
 {
@@ -606,20 +625,8 @@ int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq
     const char *text = json_string_value(json_object_get(m, "text"));
     if (s == NULL || sid == NULL || id == NULL || sender == NULL || text == NULL)
         return -1;
-    /*
-     * A copy from the queue of a message already with the client and awaiting
-     * its receipt (it was queued after it had been handed over): one delivery;
-     * its receipt settles both. Live messages never come twice, so only queued
-     * copies look.
-     */
-    for (inbound_t *cur = offq_tag != 0 ? c->inflight : NULL; cur != NULL; cur = cur->next)
-        if (strcmp(cur->id, id) == 0 && strcmp(cur->sender, sender) == 0 && strcmp(cur->sid, sid) == 0) {
-            if (cur->offq_tag == 0)
-                cur->offq_tag = offq_tag;
-            else
-                hub_offq_release(c->hw, offq_tag);
-            return 0;
-        }
+    if (offq_tag != 0 && hub_chat_settle_with_inflight(c, sid, sender, id, offq_tag))
+        return 0;
     inbound_t *in = buf_xcalloc(1, sizeof(*in));
     in->c = hub_conn_ref(c);
     in->next = c->inflight;

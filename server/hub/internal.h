@@ -157,6 +157,9 @@ void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len);
 void hub_chat_attach(hub_t *h, sio_server_t *srv);
 void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
 int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag);
+/** 1 when a queued copy (`offq_tag`) belongs to a message in flight to the client, which now owns the tag. */
+int hub_chat_settle_with_inflight(hub_conn_t *c, const char *sid, const char *sender, const char *id,
+                                  uint64_t offq_tag);
 /** The guest's /chat is connected (or something was queued for it): hand over what waits in its queue. */
 void hub_chat_drain_queue(hub_conn_t *c);
 /** The same, on a /chat connect: only when the guest has ever had a message queued. */

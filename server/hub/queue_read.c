@@ -68,6 +68,15 @@ static void on_fetched(sio_worker_t *w, uint64_t tag, const void *body, size_t l
         hub_offq_ack(c->hw, tag);
         return;
     }
+    /*
+     * Still with the client, awaiting its receipt: settled by that receipt. Checked
+     * now, not after the status read: a receipt that came in between would leave
+     * neither the in-flight entry nor (yet) the "delivered" status to find.
+     */
+    if (c->root != NULL && hub_chat_settle_with_inflight(c, sid, sender, id, tag)) {
+        json_decref(m);
+        return;
+    }
     /* the queue's body names the session as sessionId; hand_over reads the notification names */
     json_object_set(m, "sid", json_object_get(m, "sessionId"));
     fetched_t *f = buf_xcalloc(1, sizeof(*f));
