@@ -205,15 +205,17 @@ void eio_session_close(eio_session_t *e, int code, const char *reason)
         ws_conn_close(e->ws, code);
         e->ws = NULL;
     }
-    if (code == 1000 && e->transport == EIO_POLLING && !e->has_get) {
+    if (e->client_closed && e->transport == EIO_POLLING && !e->has_get) {
         unsigned i = w->closed_next++ % 16;
         memcpy(w->closed_recently[i].sid, e->sid, sizeof(e->sid));
         w->closed_recently[i].until = h2o_now(w->loop) + 1000;
     }
     if (e->has_get) {
         /* a client's close packet ends the poll with a noop, as the
-         * reference server does; any other end tells the client to close */
-        if (code == 1000)
+         * reference server does; any other end, a server-side close with
+         * 1000 included (a ban), tells the client to close: a noop would
+         * leave a client that is pausing polling for an upgrade waiting forever */
+        if (e->client_closed)
             reply_get(e, "6", 1);
         else
             reply_get(e, "1", 1);
@@ -302,6 +304,7 @@ static void handle_packet(eio_session_t *e, eio_type_t type, int binary, const u
             sio_conn_on_message(e, binary, data, len);
         break;
     case EIO_CLOSE:
+        e->client_closed = 1;
         eio_session_close(e, 1000, "client close");
         break;
     case EIO_NOOP:

@@ -189,6 +189,7 @@ struct eio_session {
     int upgraded_probe; /* the probe WebSocket answered "2probe" */
     int awaiting_pong;
     int zombie;
+    int client_closed;   /* the client sent close: its pending poll ends with a noop */
     unsigned refs;       /* kept alive while a callback into it runs */
     ws_conn_t *ws;       /* the WebSocket transport */
     ws_conn_t *probe_ws; /* a WebSocket being probed for the upgrade */
