@@ -135,6 +135,50 @@ static void on_queued(sio_worker_t *w, const char *err, void *ud)
         pending_answer(m, "queued", NULL); /* confirmed by the broker: durable, whatever Redis says */
 }
 
+/* A pending message named by its key: a callback finds it again, or finds it gone. */
+typedef struct pending_ref {
+    hub_worker_t *hw;
+    char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
+} pending_ref_t;
+
+static pending_ref_t *pending_ref(pending_msg_t *m)
+{
+    pending_ref_t *ref = buf_xcalloc(1, sizeof(*ref));
+    ref->hw = m->hw;
+    snprintf(ref->key, sizeof(ref->key), "%s", m->key);
+    return ref;
+}
+
+/* The message of `ref` if it still waits (then frees `ref`), or NULL. */
+static pending_msg_t *pending_deref(pending_ref_t *ref)
+{
+    pending_msg_t *m = hub_pending_find(ref->hw, ref->key);
+    free(ref);
+    return m;
+}
+
+static void publish_offline(pending_msg_t *m)
+{
+    json_t *body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "sessionId", m->sid, "id", m->id, "sender", m->sender, "seq",
+                             (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    hub_offq_publish(m->hw, m->peer, text, strlen(text), on_queued, m);
+    free(text);
+}
+
+static void on_oq_marked(redisReply *reply, const char *err, void *ud)
+{
+    pending_msg_t *m = pending_deref(ud);
+    if (m == NULL || !m->queueing)
+        return;
+    /* unmarked, the recipient's next connect would not read its queue: better not to queue at all */
+    if (err != NULL || reply == NULL || reply->type == REDIS_REPLY_ERROR)
+        pending_answer(m, NULL, "unavailable");
+    else
+        publish_offline(m);
+}
+
 static void queue_offline(pending_msg_t *m)
 {
     if (m->queueing)
@@ -150,28 +194,20 @@ static void queue_offline(pending_msg_t *m)
     /* marks the recipient as having a queue, before there is one: see hub_chat_drain_if_queued */
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", h->cfg->token_ttl_s);
-    redis_command(m->hw->cmd, NULL, NULL, "SET", hub_oq_key(m->peer).k, "1", "EX", ttl, (const char *)NULL);
-    json_t *body = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s}", "sessionId", m->sid, "id", m->id, "sender", m->sender, "seq",
-                             (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    hub_offq_publish(m->hw, m->peer, text, strlen(text), on_queued, m);
-    free(text);
+    pending_ref_t *ref = pending_ref(m);
+    if (redis_command(m->hw->cmd, on_oq_marked, ref, "SET", hub_oq_key(m->peer).k, "1", "EX", ttl,
+                      (const char *)NULL) != 0) {
+        free(ref);
+        pending_answer(m, NULL, "unavailable");
+    }
 }
 
 /* Beyond this many timeouts, a live worker's silence is taken as loss (a pub/sub message can be dropped). */
 #define MAX_DELIVERY_WAITS 10
 
-typedef struct listeners_check {
-    hub_worker_t *hw;
-    char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
-} listeners_check_t;
-
 static void on_listeners(redisReply *reply, const char *err, void *ud)
 {
-    listeners_check_t *lc = ud;
-    pending_msg_t *m = hub_pending_find(lc->hw, lc->key);
-    free(lc);
+    pending_msg_t *m = pending_deref(ud);
     if (m == NULL || m->queueing) /* answered meanwhile */
         return;
     long long n = 0;
@@ -200,31 +236,20 @@ static void on_delivery_timeout(sio_timer_t *t, void *ud)
         queue_offline(m);
         return;
     }
-    listeners_check_t *lc = buf_xcalloc(1, sizeof(*lc));
-    lc->hw = m->hw;
-    snprintf(lc->key, sizeof(lc->key), "%s", m->key);
-    if (redis_command(m->hw->cmd, on_listeners, lc, "PUBSUB", "NUMSUB", m->chan, (const char *)NULL) != 0) {
-        free(lc);
+    pending_ref_t *ref = pending_ref(m);
+    if (redis_command(m->hw->cmd, on_listeners, ref, "PUBSUB", "NUMSUB", m->chan, (const char *)NULL) != 0) {
+        free(ref);
         queue_offline(m);
     }
 }
 
 /* The answer to PUBLISH: how many workers listen on the recipient's channel. */
-typedef struct published {
-    hub_worker_t *hw;
-    char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
-} published_t;
-
 static void on_published(redisReply *reply, const char *err, void *ud)
 {
-    published_t *pub = ud;
+    pending_msg_t *m = pending_deref(ud);
     /* nobody listens there (its node died): no need to wait for a receipt that cannot come */
-    if (err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        pending_msg_t *m = hub_pending_find(pub->hw, pub->key);
-        if (m != NULL)
-            queue_offline(m);
-    }
-    free(pub);
+    if (m != NULL && err == NULL && reply != NULL && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0)
+        queue_offline(m);
 }
 
 /* Sends the message to the recipient's worker, or straight to its queue when it is nowhere. */
@@ -239,12 +264,10 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
                             m->sender, "from", m->hw->channel);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
-    published_t *pub = buf_xcalloc(1, sizeof(*pub));
-    pub->hw = m->hw;
-    snprintf(pub->key, sizeof(pub->key), "%s", m->key);
-    int rc = redis_command(m->hw->cmd, on_published, pub, "PUBLISH", peer_channel, text, (const char *)NULL);
+    pending_ref_t *ref = pending_ref(m);
+    int rc = redis_command(m->hw->cmd, on_published, ref, "PUBLISH", peer_channel, text, (const char *)NULL);
     if (rc != 0)
-        free(pub);
+        free(ref);
     free(text);
     if (rc != 0) {
         queue_offline(m);
