@@ -182,8 +182,10 @@ static int load_dir(webroot_t *root, const char *fs_dir, const char *url_dir, in
             continue;
         char fs_path[4096], url[4096];
         struct stat st;
+        /* the URL keeps room for the "/" a folder gets */
         if ((size_t)snprintf(fs_path, sizeof(fs_path), "%s/%s", fs_dir, e->d_name) >= sizeof(fs_path) ||
-            (size_t)snprintf(url, sizeof(url), "%s%s", url_dir, e->d_name) >= sizeof(url) || lstat(fs_path, &st) != 0)
+            (size_t)snprintf(url, sizeof(url), "%s%s", url_dir, e->d_name) >= sizeof(url) - 1 ||
+            lstat(fs_path, &st) != 0)
             continue;
         if (S_ISDIR(st.st_mode) && depth < WEBROOT_MAX_DEPTH) {
             strcat(url, "/");
