@@ -17,7 +17,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -41,6 +43,10 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/*
+ * For a port that another process opens: no event tells when it listens, so
+ * it is polled. Process exits are awaited on pidfds instead (await_group).
+ */
 static void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
@@ -164,12 +170,13 @@ static char **broker_env(void)
 }
 
 /* Scans /proc: 1 while a live (not zombie) process is in process group `pgid`. */
-static int group_alive(pid_t pgid)
+/* A live (not zombie) member of process group `pgid`, or 0 when it is empty. */
+static pid_t live_member(pid_t pgid)
 {
     DIR *d = opendir("/proc");
     if (d == NULL)
-        return kill(-pgid, 0) == 0;
-    int alive = 0;
+        return kill(-pgid, 0) == 0 ? pgid : 0;
+    pid_t alive = 0;
     struct dirent *e;
     while (!alive && (e = readdir(d)) != NULL) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9')
@@ -186,7 +193,7 @@ static int group_alive(pid_t pgid)
         char state;
         int ppid, pgrp;
         if (p != NULL && sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) == 3)
-            alive = pgrp == pgid && state != 'Z';
+            alive = pgrp == pgid && state != 'Z' ? (pid_t)atoi(e->d_name) : 0;
     }
     closedir(d);
     return alive;
@@ -199,24 +206,32 @@ static void reap(void)
     }
 }
 
+/* Waits until the group is empty or `deadline` passes: each member's exit is awaited on its pidfd. */
+static void await_group(pid_t pgid, uint64_t deadline)
+{
+    for (pid_t pid; (pid = live_member(pgid)) != 0 && now_ms() < deadline;) {
+        int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (fd >= 0) {
+            struct pollfd p = {.fd = fd, .events = POLLIN};
+            uint64_t left = deadline - now_ms();
+            poll(&p, 1, left > INT32_MAX ? -1 : (int)left);
+            close(fd);
+        }
+        reap();
+    }
+}
+
 /* Signals group `pgid` and waits up to `ms` for it to empty; SIGKILL after that. */
 static void stop_group(pid_t pgid, int sig, int ms)
 {
     if (pgid <= 0)
         return;
     kill(-pgid, sig);
-    uint64_t deadline = now_ms() + (uint64_t)ms;
-    while (group_alive(pgid) && now_ms() < deadline) {
-        reap();
-        sleep_ms(20);
-    }
-    if (group_alive(pgid)) {
+    await_group(pgid, now_ms() + (uint64_t)ms);
+    if (live_member(pgid) != 0) {
         fprintf(stderr, "# process group %d ignored signal %d for %d ms: SIGKILL\n", (int)pgid, sig, ms);
         kill(-pgid, SIGKILL);
-        while (group_alive(pgid)) {
-            reap();
-            sleep_ms(20);
-        }
+        await_group(pgid, UINT64_MAX);
     }
     reap();
 }
