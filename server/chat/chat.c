@@ -78,11 +78,11 @@ int chat_state(redis_client_t *c, const char *sid, const char *sender, const cha
     return eval(c, 4, args, cb, ud);
 }
 
-int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb,
-                   void *ud)
+int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int quiet,
+                   redis_strings_cb cb, void *ud)
 {
-    const char *args[] = {"delivered", sid, sender, id};
-    return eval(c, 4, args, cb, ud);
+    const char *args[] = {"delivered", sid, sender, id, quiet ? "1" : "0"};
+    return eval(c, 5, args, cb, ud);
 }
 
 int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,

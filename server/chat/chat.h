@@ -30,11 +30,14 @@ int chat_send(redis_client_t *c, const char *sid, const char *sender, const char
 /** Moves a message's status forward ("queued", "delivered"). */
 int chat_set_status(redis_client_t *c, const char *sid, const char *sender, const char *id, const char *status,
                     redis_strings_cb cb, void *ud);
-/** The recipient acked: marks it delivered and tells the sender's worker; "ok" was_status. */
 /** Reads a message's status: {"ok", st}, or "gone" once its record expired. Same returns as chat_send. */
 int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb, void *ud);
-int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb,
-                   void *ud);
+/**
+ * The recipient acked: marks it delivered and, unless `quiet` (the caller
+ * tells the sender's worker itself), tells the sender's worker; "ok" was_status.
+ */
+int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int quiet,
+                   redis_strings_cb cb, void *ud);
 /** Relays `json` (an object's text) to the peer as a notification of type `kind`; err not_in_session. */
 int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,
                redis_strings_cb cb, void *ud);

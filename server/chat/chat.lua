@@ -71,7 +71,8 @@ if op == 'state' then
   return {'ok', st}
 end
 
--- delivered sid sender id : the recipient's client acked; the sender's worker hears of it
+-- delivered sid sender id quiet : the recipient's client acked; the sender's worker hears of it,
+-- from here, or (quiet = '1') from the caller, a worker of the same node.
 -- Returns {'ok', was} where was is the status before ('delivered' means a repeat).
 if op == 'delivered' then
   local sid, sender, id = ARGV[2], ARGV[3], ARGV[4]
@@ -79,7 +80,9 @@ if op == 'delivered' then
   local m = redis.call('HMGET', key, 'seq', 'st')
   if not m[1] then return {'gone'} end
   redis.call('HSET', key, 'st', 'delivered')
-  publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(m[1])})
+  if ARGV[5] ~= '1' then
+    publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(m[1])})
+  end
   return {'ok', m[2]}
 end
 

@@ -40,8 +40,9 @@ struct hist {
     pthread_cond_t stored; /* stored_total moved */
     hist_write_t *head, *tail;
     size_t queued;
-    uint64_t enqueued_total, stored_total;
+    uint64_t enqueued_total, stored_total, batches_total;
     int stopping;
+    int writer_idle;           /* the writer waits for a first write: wake it on the next */
     int64_t drain_deadline_ms; /* monotonic; meaningful once stopping */
 };
 
@@ -105,13 +106,27 @@ static void *writer_main(void *arg)
     hist_t *h = arg;
     hist_write_t *batch[HIST_BATCH_MAX];
     int backoff_ms = 0, failures = 0;
+    int64_t last_batch_ms = 0;
 
     pthread_mutex_lock(&h->lock);
     for (;;) {
-        while (h->head == NULL && !h->stopping)
+        while (h->head == NULL && !h->stopping) {
+            h->writer_idle = 1;
             pthread_cond_wait(&h->more, &h->lock);
+        }
+        h->writer_idle = 0;
+        /*
+         * Group commit: every transaction costs an fdatasync whatever its
+         * size, so writes gather for HIST_COMMIT_INTERVAL_MS after the last
+         * one unless a full batch waits. At 10,000 msgs/s, committing as
+         * soon as anything waited spent a quarter of chatd's CPU in the store.
+         */
+        int64_t due = last_batch_ms + HIST_COMMIT_INTERVAL_MS;
+        while (!h->stopping && h->queued < HIST_BATCH_MAX && hist_mono_ms() < due)
+            cond_wait_until(&h->more, &h->lock, due);
         if (h->head == NULL || (h->stopping && failures > 0 && hist_mono_ms() >= h->drain_deadline_ms))
             break;
+        last_batch_ms = hist_mono_ms();
         int n = 0;
         for (hist_write_t *w = h->head; w != NULL && n < HIST_BATCH_MAX; w = w->next)
             batch[n++] = w;
@@ -130,6 +145,7 @@ static void *writer_main(void *arg)
                 h->tail = NULL;
             h->queued -= (size_t)n;
             h->stored_total += (uint64_t)n;
+            h->batches_total++;
             pthread_cond_broadcast(&h->stored);
             if (failures > 0)
                 log_info("history: store is back", json_pack("{s:i}", "failures", failures));
@@ -271,7 +287,9 @@ static void enqueue(hist_t *h, hist_write_t *w)
     h->tail = w;
     h->queued++;
     h->enqueued_total++;
-    pthread_cond_signal(&h->more);
+    /* while it gathers a batch, the writer only needs waking once the batch is full */
+    if (h->writer_idle || h->queued == HIST_BATCH_MAX)
+        pthread_cond_signal(&h->more);
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -361,6 +379,14 @@ void hist_backlog(hist_t *h, size_t *queued, int64_t *oldest_age_ms)
     if (oldest_age_ms != NULL)
         *oldest_age_ms = h->head != NULL ? hist_mono_ms() - h->head->queued_ms : 0;
     pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t hist_batches(hist_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    uint64_t n = h->batches_total;
+    pthread_mutex_unlock(&h->lock);
+    return n;
 }
 
 int hist_flush(hist_t *h, int timeout_ms)

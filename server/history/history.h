@@ -77,6 +77,8 @@ void hist_put_audit(hist_t *h, const char *moderator, const char *action, const 
 
 /** Writes queued and not yet stored, and the age in ms of the oldest one (0 when none): the lag. */
 void hist_backlog(hist_t *h, size_t *queued, int64_t *oldest_age_ms);
+/** Transactions (SQLite) or bulks (MongoDB) written so far: writes are grouped, see HIST_COMMIT_INTERVAL_MS. */
+uint64_t hist_batches(hist_t *h);
 /** Blocks until everything queued before the call is stored, or `timeout_ms` passes; 0 or -1. For tests and drain. */
 int hist_flush(hist_t *h, int timeout_ms);
 

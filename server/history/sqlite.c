@@ -138,7 +138,8 @@ void *hist_sqlite_open(const char *path, char *err, size_t errlen)
     char *msg = NULL;
     if (open_conn(path, &s->wdb, err, errlen) != 0)
         goto Error;
-    if (sqlite3_exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg) != SQLITE_OK ||
+    if (sqlite3_exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;", NULL, NULL,
+                     &msg) != SQLITE_OK ||
         sqlite3_exec(s->wdb, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, msg != NULL ? msg : sqlite3_errmsg(s->wdb));
         goto Error;

@@ -264,10 +264,13 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
                             m->sender, "from", m->hw->channel);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
-    pending_ref_t *ref = pending_ref(m);
-    int rc = redis_command(m->hw->cmd, on_published, ref, "PUBLISH", peer_channel, text, (const char *)NULL);
-    if (rc != 0)
-        free(ref);
+    int rc = 0;
+    if (!hub_bus_send(m->hw, peer_channel, text, strlen(text))) {
+        pending_ref_t *ref = pending_ref(m);
+        rc = redis_command(m->hw->cmd, on_published, ref, "PUBLISH", peer_channel, text, (const char *)NULL);
+        if (rc != 0)
+            free(ref);
+    }
     free(text);
     if (rc != 0) {
         queue_offline(m);
@@ -596,8 +599,48 @@ static void send_nack(hub_worker_t *hw, const char *from, const char *sid, const
     json_t *n = json_pack("{s:s,s:s,s:s,s:s}", "t", "nack", "g", sender, "sid", sid, "id", id);
     char *text = json_dumps(n, JSON_COMPACT);
     json_decref(n);
-    redis_command(hw->cmd, NULL, NULL, "PUBLISH", from, text, (const char *)NULL);
+    hub_notify(hw, from, text);
     free(text);
+}
+
+/* A receipt stored in Redis quietly: the origin, a worker of this node, hears of it from here. */
+typedef struct receipt {
+    hub_worker_t *hw;
+    char from[160], sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
+    int64_t seq;
+} receipt_t;
+
+static void on_receipt_stored(const redis_strings_t *r, void *ud)
+{
+    receipt_t *rc = ud;
+    /* "gone": the message's record expired, and nobody waits for it any more */
+    if (r->err == NULL && strcmp(r->status, "ok") == 0) {
+        json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:I}", "t", "delivered", "g", rc->sender, "sid", rc->sid, "id", rc->id,
+                              "seq", (json_int_t)rc->seq);
+        char *text = json_dumps(n, JSON_COMPACT);
+        json_decref(n);
+        hub_notify(rc->hw, rc->from, text);
+        free(text);
+    }
+    free(rc);
+}
+
+/* Marks a message delivered; its origin hears of it after Redis stored that, as it would from chat.lua. */
+static void store_receipt(hub_worker_t *hw, const inbound_t *in)
+{
+    if (in->from[0] == '\0' || hub_bus_index(hw->hub, in->from) < 0) {
+        chat_delivered(hw->cmd, in->sid, in->sender, in->id, 0, NULL, NULL);
+        return;
+    }
+    receipt_t *rc = buf_xcalloc(1, sizeof(*rc));
+    rc->hw = hw;
+    rc->seq = in->seq;
+    snprintf(rc->from, sizeof(rc->from), "%s", in->from);
+    snprintf(rc->sid, sizeof(rc->sid), "%s", in->sid);
+    snprintf(rc->sender, sizeof(rc->sender), "%s", in->sender);
+    snprintf(rc->id, sizeof(rc->id), "%s", in->id);
+    if (chat_delivered(hw->cmd, in->sid, in->sender, in->id, 1, on_receipt_stored, rc) != 0)
+        free(rc);
 }
 
 static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bins, size_t nbins, void *ud)
@@ -612,7 +655,7 @@ static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bi
         inbound_free(in);
         return;
     }
-    chat_delivered(hw->cmd, in->sid, in->sender, in->id, NULL, NULL);
+    store_receipt(hw, in);
     hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts, wall_ms());
     if (in->offq_tag != 0)
         hub_offq_ack(hw, in->offq_tag);

@@ -21,6 +21,7 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
 {
     hub_t *h = buf_xcalloc(1, sizeof(*h));
     h->cfg = cfg;
+    snprintf(h->bus_prefix, sizeof(h->bus_prefix), "nc:w:%s:", cfg->node_id);
     int created = 0, e = 0;
     if (guest_secret_load(cfg->secret_file, &h->secret, &created, err, errlen) != 0)
         goto Error;
@@ -240,20 +241,15 @@ static void on_cmd_state(int up, void *ud)
         }
 }
 
-/* A notification published by the matcher (any node) for a guest of this worker. */
-static void on_channel_message(const char *channel, const char *msg, size_t len, void *ud)
+/* A notification for a guest of this worker: from the matcher, or from a worker of any node. */
+void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len)
 {
-    hub_worker_t *hw = ud;
-    if (strcmp(channel, HUB_BANS_CHANNEL) == 0) {
-        hub_bans_on_notice(hw, msg, len);
-        return;
-    }
     json_error_t jerr;
     json_t *m = json_loadb(msg, len, 0, &jerr);
     const char *type = json_string_value(json_object_get(m, "t"));
     const char *gid = json_string_value(json_object_get(m, "g"));
     if (type == NULL || gid == NULL) {
-        log_warn("malformed notification", json_pack("{s:s}", "channel", channel));
+        log_warn("malformed notification", json_pack("{s:s}", "channel", hw->channel));
         json_decref(m);
         return;
     }
@@ -270,6 +266,15 @@ static void on_channel_message(const char *channel, const char *msg, size_t len,
     else if (c != NULL)
         hub_matching_on_event(hw, c, type, m);
     json_decref(m);
+}
+
+static void on_channel_message(const char *channel, const char *msg, size_t len, void *ud)
+{
+    hub_worker_t *hw = ud;
+    if (strcmp(channel, HUB_BANS_CHANNEL) == 0)
+        hub_bans_on_notice(hw, msg, len);
+    else
+        hub_dispatch_notification(hw, msg, len);
 }
 
 static void on_touch(sio_timer_t *t, void *ud)
@@ -290,7 +295,7 @@ static void worker_start(sio_worker_t *w, void *ud)
     hw->hub = h;
     hw->w = w;
     hw->index = sio_worker_index(w);
-    snprintf(hw->channel, sizeof(hw->channel), "nc:w:%s:%d", h->cfg->node_id, hw->index);
+    snprintf(hw->channel, sizeof(hw->channel), "%s%d", h->bus_prefix, hw->index);
     sio_worker_set_data(w, hw);
     hw->cmd = redis_client_new(w, &h->redis, h->scripts, on_cmd_state, NULL, hw);
     hw->sub = redis_client_new(w, &h->redis, NULL, NULL, on_channel_message, hw);
@@ -298,6 +303,7 @@ static void worker_start(sio_worker_t *w, void *ud)
     redis_subscribe(hw->sub, HUB_BANS_CHANNEL);
     hw->touch = sio_timer_new(w, on_touch, hw);
     sio_timer_start(hw->touch, TOUCH_INTERVAL_MS);
+    hub_bus_join(hw);
     atomic_fetch_add(&h->workers_started, 1);
 }
 
@@ -306,6 +312,7 @@ static void worker_stop(sio_worker_t *w, void *ud)
     hub_worker_t *hw = sio_worker_data(w);
     if (hw == NULL)
         return;
+    hub_bus_leave(hw);
     /* sessions are closed by now; their last commands are queued ahead of the close */
     hub_chat_worker_stop(hw);
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)

@@ -53,6 +53,9 @@ struct hub {
     atomic_int workers_started;
     struct offq *offq;    /* the offline queues (RabbitMQ) */
     struct hist *history; /* the history store */
+    /* the local bus (bus.c): this node's workers by index, and the prefix of their channels */
+    _Atomic(sio_worker_t *) bus[HUB_MAX_WORKERS];
+    char bus_prefix[128];
 };
 
 /*
@@ -128,6 +131,19 @@ hub_conn_t *hub_conn_of(sio_socket_t *s);
 void hub_ack_error(sio_socket_t *s, int64_t ack_id, const char *code);
 /** Answers an ack with `obj` (stolen). */
 void hub_ack(sio_socket_t *s, int64_t ack_id, json_t *obj);
+
+/** Handles a notification for this worker (JSON text), from pub/sub or the local bus. */
+void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len);
+
+/* bus.c: notifications between the workers of this node, in memory */
+void hub_bus_join(hub_worker_t *hw);
+void hub_bus_leave(hub_worker_t *hw);
+/** The index of this node's worker whose channel is `channel`, or -1 (another node's, or not a worker's). */
+int hub_bus_index(const hub_t *h, const char *channel);
+/** Hands `text` to the worker of `channel` if it is one of this node's: 1, else 0 (nothing sent). */
+int hub_bus_send(hub_worker_t *hw, const char *channel, const char *text, size_t len);
+/** Sends a notification to a worker channel: through the local bus, else published in Redis. */
+void hub_notify(hub_worker_t *hw, const char *channel, const char *text);
 
 /* guests.c: namespace / */
 void hub_guests_attach(hub_t *h, sio_server_t *srv);

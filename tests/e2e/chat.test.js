@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startChatd, histctl, until } from "./harness.js";
-import { startRedis } from "./redis.js";
+import { startRedis, redisSubscriber } from "./redis.js";
 import { connectGuest, matchedPair, next } from "./guests.js";
 
 // Both nodes write one SQLite history, which the test reads back with histctl.
@@ -160,4 +160,32 @@ test("a session ends by itself after CHAT_SESSION_TTL_S: both sides get user-lef
   assert.deepEqual(lb, { sessionId, reason: "expired" });
   assert.ok(Date.now() - t0 >= 1000);
   assert.deepEqual(await a.say({ sessionId, id: "late", text: "x" }), { ok: false, error: "not_in_session" });
+});
+
+test("guests of one node chat through memory: no message or receipt goes through Redis pub/sub", async (t) => {
+  const { redis, nodes } = await twoNodes(t);
+  const url = nodes[0].url; // CHATD_WORKERS=2: pairs land on one worker or on two
+  const db = redis.client();
+  const worker = async (g) => db.call("HGET", `{nc}:g:${g.session.guestId}`, "chan");
+  const pairs = [];
+  for (let i = 0; i < 16 && !(pairs.some((p) => p.same) && pairs.some((p) => !p.same)); i++) {
+    const pair = await matchedPair(t, url, url);
+    pairs.push({ ...pair, same: (await worker(pair.a)) === (await worker(pair.b)) });
+  }
+  assert.ok(pairs.some((p) => p.same) && pairs.some((p) => !p.same), "a pair on one worker and a pair on two");
+  const published = await redisSubscriber(redis.port, "nc:w:*");
+  t.after(() => published.close());
+  for (const { a, b, sessionId } of pairs) {
+    const delivered = next(a.chat, "chat:delivered");
+    const ack = await a.say({ sessionId, id: "m1", text: "near" });
+    assert.deepEqual({ ...ack, ts: 0 }, { ok: true, id: "m1", seq: 1, ts: 0, status: "delivered" });
+    assert.deepEqual(await delivered, { sessionId, id: "m1", seq: 1 });
+    assert.equal((await b.say({ sessionId, id: "m2", text: "far" })).status, "delivered");
+    assert.deepEqual(b.inbox.map((m) => m.text), ["near"]);
+    assert.deepEqual(a.inbox.map((m) => m.text), ["far"]);
+  }
+  // pub/sub keeps order: once this arrives, anything published before it has
+  await db.call("PUBLISH", "nc:w:end", JSON.stringify({ t: "end" }));
+  await published.take((m) => m.t === "end");
+  assert.deepEqual(published.seen.filter((m) => ["msg", "delivered", "nack"].includes(m.t)), []);
 });

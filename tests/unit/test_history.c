@@ -37,6 +37,7 @@
 #include <mongoc/mongoc.h>
 
 #include "history/history.h"
+#include "history/internal.h"
 
 #include "support/history_backends.c"
 
@@ -105,17 +106,45 @@ static void test_conversation(void **state)
 static void test_many_messages(void **state)
 {
     fx_t *f = *state;
-    for (int seq = 1; seq <= 700; seq++) {
+    for (int seq = 1; seq <= 1700; seq++) {
         char id[16];
         snprintf(id, sizeof id, "id%d", seq);
         hist_put_message(f->h, "BIG", seq, id, seq % 3 ? "x" : "y", "hello", 1000 + seq, 2000 + seq);
     }
     flush(f->h);
-    static const size_t sizes[] = {500, 200, 0};
+    static const size_t sizes[] = {500, 500, 500, 200, 0};
     json_t *all = read_pages(f->h, list_messages, "BIG", 500, sizes);
-    for (size_t i = 0; i < 700; i++)
+    for (size_t i = 0; i < 1700; i++)
         assert_int_equal(json_integer_value(json_object_get(json_array_get(all, i), "seq")), (json_int_t)i + 1);
     json_decref(all);
+}
+
+/*
+ * Writes that trickle in are grouped: one transaction per
+ * HIST_COMMIT_INTERVAL_MS, not one per write. The producer is paced by
+ * sleeping because the spreading of writes over time is what is tested.
+ */
+static void test_group_commit(void **state)
+{
+    fx_t *f = *state;
+    flush(f->h);
+    uint64_t before = hist_batches(f->h);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int seq = 1; seq <= 40; seq++) {
+        char id[16];
+        snprintf(id, sizeof id, "id%d", seq);
+        hist_put_message(f->h, "TRICKLE", seq, id, "x", "hello", 1000 + seq, 2000 + seq);
+        sleep_ms(2);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    flush(f->h);
+    uint64_t batches = hist_batches(f->h) - before;
+    /* 40 writes over 80 ms or more: at most one batch per interval, plus the first and last */
+    long elapsed_ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    assert_in_range(batches, 1, (uint64_t)(elapsed_ms / HIST_COMMIT_INTERVAL_MS + 3));
+    static const size_t sizes[] = {40, 0};
+    json_decref(read_pages(f->h, list_messages, "TRICKLE", 500, sizes));
 }
 
 /* The same message written twice is stored once (same batch, or later). */
@@ -694,10 +723,11 @@ static int rm_tmpdir(void)
 int main(void)
 {
     const struct CMUnitTest contract[] = {
-        CONTRACT(test_conversation),   CONTRACT(test_many_messages), CONTRACT(test_idempotent),
-        CONTRACT(test_sessions_pages), CONTRACT(test_cursors),       CONTRACT(test_limits),
-        CONTRACT(test_session_end),    CONTRACT(test_reports),       CONTRACT(test_audit),
-        CONTRACT(test_reopen),         CONTRACT(test_threads),       CONTRACT(test_backlog_down),
+        CONTRACT(test_conversation), CONTRACT(test_many_messages),  CONTRACT(test_group_commit),
+        CONTRACT(test_idempotent),   CONTRACT(test_sessions_pages), CONTRACT(test_cursors),
+        CONTRACT(test_limits),       CONTRACT(test_session_end),    CONTRACT(test_reports),
+        CONTRACT(test_audit),        CONTRACT(test_reopen),         CONTRACT(test_threads),
+        CONTRACT(test_backlog_down),
     };
     const struct CMUnitTest interface[] = {
         cmocka_unit_test(test_open_errors),
