@@ -103,6 +103,54 @@ void buf_append_u64(buf_t *b, uint64_t v)
     buf_append(b, tmp + i, sizeof(tmp) - i);
 }
 
+void buf_append_json_string(buf_t *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    buf_reserve(b, len + 2);
+    buf_append_char(b, '"');
+    size_t plain = 0; /* start of the run of bytes that need no escape */
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        buf_append(b, s + plain, i - plain);
+        plain = i + 1;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (ch) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            n = 6;
+        }
+        buf_append(b, esc, n);
+    }
+    buf_append(b, s + plain, len - plain);
+    buf_append_char(b, '"');
+}
+
 void buf_free(buf_t *b)
 {
     free(b->base);

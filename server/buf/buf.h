@@ -37,6 +37,13 @@ void buf_append_char(buf_t *b, char c);
 /** Appends the decimal form of `v`. Never fails. */
 void buf_append_u64(buf_t *b, uint64_t v);
 
+/**
+ * Appends `s` (`len` bytes of valid UTF-8) as a JSON string, quotes included:
+ * `"` and `\\` and control characters escaped, everything else as it is (as
+ * jansson writes it). For hot paths that write JSON without building a tree.
+ */
+void buf_append_json_string(buf_t *b, const char *s, size_t len);
+
 /** Forgets the content but keeps the memory. */
 static inline void buf_reset(buf_t *b)
 {

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../buf/buf.h"
 #include "internal.h"
 
 void hub_bus_join(hub_worker_t *hw)
@@ -36,36 +35,22 @@ int hub_bus_index(const hub_t *h, const char *channel)
     return (int)i;
 }
 
-typedef struct bus_note {
-    size_t len;
-    char text[];
-} bus_note_t;
-
 static void on_note(sio_worker_t *w, void *arg)
 {
-    bus_note_t *n = arg;
+    hub_chat_note_t *n = arg;
     hub_worker_t *hw = sio_worker_data(w);
     if (hw != NULL) /* NULL: the worker stopped; a note lost here is like a pub/sub message lost */
-        hub_dispatch_notification(hw, n->text, n->len);
+        hub_chat_on_note(hw, n);
+    free(n->text);
     free(n);
 }
 
-int hub_bus_send(hub_worker_t *hw, const char *channel, const char *text, size_t len)
+int hub_bus_send_note(hub_worker_t *hw, const char *channel, hub_chat_note_t *n)
 {
     int i = hub_bus_index(hw->hub, channel);
     sio_worker_t *to = i >= 0 ? atomic_load(&hw->hub->bus[i]) : NULL;
     if (to == NULL)
         return 0;
-    bus_note_t *n = buf_xmalloc(sizeof(*n) + len + 1);
-    n->len = len;
-    memcpy(n->text, text, len);
-    n->text[len] = '\0';
     sio_worker_post(to, on_note, n);
     return 1;
-}
-
-void hub_notify(hub_worker_t *hw, const char *channel, const char *text)
-{
-    if (!hub_bus_send(hw, channel, text, strlen(text)))
-        redis_command(hw->cmd, NULL, NULL, "PUBLISH", channel, text, (const char *)NULL);
 }

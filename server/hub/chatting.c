@@ -87,6 +87,34 @@ static sio_socket_t *chat_socket(hub_conn_t *c)
     return c != NULL && c->root != NULL ? sio_socket_sibling(c->root, "/chat") : NULL;
 }
 
+/* {"sessionId":sid,"id":id,"seq":seq: how the payloads of chat:message and chat:delivered begin */
+static void payload_head(buf_t *b, const char *sid, const char *id, int64_t seq)
+{
+    buf_append_str(b, "{\"sessionId\":\"");
+    buf_append_str(b, sid); /* a guest id: base64url, nothing to escape */
+    buf_append_str(b, "\",\"id\":");
+    buf_append_json_string(b, id, strlen(id));
+    buf_append_str(b, ",\"seq\":");
+    buf_append_u64(b, (uint64_t)seq);
+}
+
+/* The ack of a settled message, {"ok":true,"id","seq","ts","status"}, written without a JSON tree (a hot path). */
+static void ack_settled(sio_socket_t *s, int64_t ack_id, const char *id, int64_t seq, int64_t ts, const char *status)
+{
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "{\"ok\":true,\"id\":");
+    buf_append_json_string(&b, id, strlen(id));
+    buf_append_str(&b, ",\"seq\":");
+    buf_append_u64(&b, (uint64_t)seq);
+    buf_append_str(&b, ",\"ts\":");
+    buf_append_u64(&b, (uint64_t)ts);
+    buf_append_str(&b, ",\"status\":");
+    buf_append_json_string(&b, status, strlen(status));
+    buf_append_char(&b, '}');
+    sio_socket_ack_text(s, ack_id, b.base, b.len);
+    buf_free(&b);
+}
+
 /* Answers every ack waiting for this message, then forgets it. */
 static void pending_answer(pending_msg_t *m, const char *status, const char *err)
 {
@@ -95,9 +123,7 @@ static void pending_answer(pending_msg_t *m, const char *status, const char *err
         if (err != NULL)
             hub_ack_error(s, m->acks[i], err);
         else
-            hub_ack(s, m->acks[i],
-                    json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 1, "id", m->id, "seq", (json_int_t)m->seq, "ts",
-                              (json_int_t)m->ts, "status", status));
+            ack_settled(s, m->acks[i], m->id, m->seq, m->ts, status);
     }
     if (err == NULL && strcmp(status, "delivered") == 0)
         metrics_inc(m->hw->hub->m.msgs_delivered);
@@ -252,6 +278,54 @@ static void on_published(redisReply *reply, const char *err, void *ud)
         queue_offline(m);
 }
 
+/* ---- notes between workers (hub_chat_note_t): in memory on this node, JSON through Redis to others ---- */
+
+static hub_chat_note_t *note_new(char kind, const char *g, const char *sid, const char *sender, const char *id,
+                                 int64_t seq)
+{
+    hub_chat_note_t *n = buf_xcalloc(1, sizeof(*n));
+    n->kind = kind;
+    snprintf(n->g, sizeof(n->g), "%s", g);
+    snprintf(n->sid, sizeof(n->sid), "%s", sid);
+    snprintf(n->sender, sizeof(n->sender), "%s", sender);
+    snprintf(n->id, sizeof(n->id), "%s", id);
+    n->seq = seq;
+    return n;
+}
+
+static void note_free(hub_chat_note_t *n)
+{
+    free(n->text);
+    free(n);
+}
+
+/* The notification's JSON, as chat.lua writes them (a new string). */
+static char *note_json(const hub_chat_note_t *n)
+{
+    json_t *j = NULL;
+    if (n->kind == HUB_NOTE_MSG)
+        j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", n->g, "sid", n->sid, "id", n->id, "seq",
+                      (json_int_t)n->seq, "ts", (json_int_t)n->ts, "text", n->text, "sender", n->sender, "from",
+                      n->from);
+    else
+        j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "t", n->kind == HUB_NOTE_NACK ? "nack" : "delivered", "g", n->g, "sid",
+                      n->sid, "id", n->id, "seq", (json_int_t)n->seq);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    return text;
+}
+
+/* Sends a note to a worker channel: through the local bus, else published in Redis. Takes `n`. */
+static void note_send(hub_worker_t *hw, const char *channel, hub_chat_note_t *n)
+{
+    if (hub_bus_send_note(hw, channel, n))
+        return;
+    char *text = note_json(n);
+    redis_command(hw->cmd, NULL, NULL, "PUBLISH", channel, text, (const char *)NULL);
+    free(text);
+    note_free(n);
+}
+
 /* Sends the message to the recipient's worker, or straight to its queue when it is nowhere. */
 static void deliver(pending_msg_t *m, const char *peer_channel)
 {
@@ -259,19 +333,20 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
         queue_offline(m);
         return;
     }
-    json_t *msg = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", m->peer, "sid", m->sid, "id",
-                            m->id, "seq", (json_int_t)m->seq, "ts", (json_int_t)m->ts, "text", m->text, "sender",
-                            m->sender, "from", m->hw->channel);
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
+    hub_chat_note_t *n = note_new(HUB_NOTE_MSG, m->peer, m->sid, m->sender, m->id, m->seq);
+    n->ts = m->ts;
+    n->text = buf_xstrndup(m->text, strlen(m->text));
+    snprintf(n->from, sizeof(n->from), "%s", m->hw->channel);
     int rc = 0;
-    if (!hub_bus_send(m->hw, peer_channel, text, strlen(text))) {
+    if (!hub_bus_send_note(m->hw, peer_channel, n)) {
+        char *text = note_json(n);
         pending_ref_t *ref = pending_ref(m);
         rc = redis_command(m->hw->cmd, on_published, ref, "PUBLISH", peer_channel, text, (const char *)NULL);
         if (rc != 0)
             free(ref);
+        free(text);
+        note_free(n);
     }
-    free(text);
     if (rc != 0) {
         queue_offline(m);
         return;
@@ -316,9 +391,7 @@ static void on_numbered(const redis_strings_t *r, void *ud)
     const char *peer = r->v[dup ? 3 : 2], *chan = r->v[dup ? 4 : 3];
     if (dup && strcmp(r->v[2], "pending") != 0) { /* settled already: the same answer again */
         if (s != NULL)
-            hub_ack(s, sc->ack_id,
-                    json_pack("{s:b,s:s,s:I,s:I,s:s}", "ok", 1, "id", sc->id, "seq", (json_int_t)seq, "ts",
-                              (json_int_t)ts, "status", r->v[2]));
+            ack_settled(s, sc->ack_id, sc->id, seq, ts, r->v[2]);
         send_call_free(sc);
         return;
     }
@@ -596,11 +669,7 @@ static void send_nack(hub_worker_t *hw, const char *from, const char *sid, const
 {
     if (from == NULL || from[0] == '\0')
         return;
-    json_t *n = json_pack("{s:s,s:s,s:s,s:s}", "t", "nack", "g", sender, "sid", sid, "id", id);
-    char *text = json_dumps(n, JSON_COMPACT);
-    json_decref(n);
-    hub_notify(hw, from, text);
-    free(text);
+    note_send(hw, from, note_new(HUB_NOTE_NACK, sender, sid, sender, id, 0));
 }
 
 /* A receipt stored in Redis quietly: the origin, a worker of this node, hears of it from here. */
@@ -614,14 +683,8 @@ static void on_receipt_stored(const redis_strings_t *r, void *ud)
 {
     receipt_t *rc = ud;
     /* "gone": the message's record expired, and nobody waits for it any more */
-    if (r->err == NULL && strcmp(r->status, "ok") == 0) {
-        json_t *n = json_pack("{s:s,s:s,s:s,s:s,s:I}", "t", "delivered", "g", rc->sender, "sid", rc->sid, "id", rc->id,
-                              "seq", (json_int_t)rc->seq);
-        char *text = json_dumps(n, JSON_COMPACT);
-        json_decref(n);
-        hub_notify(rc->hw, rc->from, text);
-        free(text);
-    }
+    if (r->err == NULL && strcmp(r->status, "ok") == 0)
+        note_send(rc->hw, rc->from, note_new(HUB_NOTE_DELIVERED, rc->sender, rc->sid, rc->sender, rc->id, rc->seq));
     free(rc);
 }
 
@@ -681,14 +744,10 @@ int hub_chat_settle_with_inflight(hub_conn_t *c, const char *sid, const char *se
     return 0;
 }
 
-/* Hands a message to the recipient's client; returns 0, or -1 when it has no /chat here. */
-int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag)
+int hub_chat_hand_over(hub_conn_t *c, const char *sid, const char *id, const char *sender, const char *text,
+                       int64_t seq, int64_t ts, const char *from, uint64_t offq_tag)
 {
     sio_socket_t *s = chat_socket(c);
-    const char *sid = json_string_value(json_object_get(m, "sid"));
-    const char *id = json_string_value(json_object_get(m, "id"));
-    const char *sender = json_string_value(json_object_get(m, "sender"));
-    const char *text = json_string_value(json_object_get(m, "text"));
     if (s == NULL || sid == NULL || id == NULL || sender == NULL || text == NULL)
         return -1;
     if (offq_tag != 0 && hub_chat_settle_with_inflight(c, sid, sender, id, offq_tag))
@@ -704,14 +763,22 @@ int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq
     snprintf(in->sender, sizeof(in->sender), "%s", sender);
     snprintf(in->id, sizeof(in->id), "%s", id);
     snprintf(in->from, sizeof(in->from), "%s", from != NULL ? from : "");
-    in->text = strdup(text);
-    in->seq = json_integer_value(json_object_get(m, "seq"));
-    in->ts = json_integer_value(json_object_get(m, "ts"));
+    size_t tlen = strlen(text);
+    in->text = buf_xstrndup(text, tlen);
+    in->seq = seq;
+    in->ts = ts;
     in->offq_tag = offq_tag;
-    json_t *ev = json_pack("[{s:s,s:s,s:I,s:s,s:I}]", "sessionId", sid, "id", id, "seq", (json_int_t)in->seq, "text",
-                           text, "ts", (json_int_t)in->ts);
-    sio_socket_emit_ack(s, "chat:message", ev, on_client_receipt, in);
-    json_decref(ev);
+    /* {"sessionId","id","seq","text","ts"}, written without a JSON tree: every message passes here */
+    buf_t b = BUF_INIT;
+    buf_reserve(&b, 160 + tlen);
+    payload_head(&b, sid, id, seq);
+    buf_append_str(&b, ",\"text\":");
+    buf_append_json_string(&b, text, tlen);
+    buf_append_str(&b, ",\"ts\":");
+    buf_append_u64(&b, (uint64_t)ts);
+    buf_append_char(&b, '}');
+    sio_socket_emit_text(s, "chat:message", b.base, b.len, on_client_receipt, in);
+    buf_free(&b);
     metrics_inc(c->hw->hub->m.msgs_out);
     return 0;
 }
@@ -745,38 +812,83 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
 
 /* ---- notifications ---- */
 
+/* A message for a guest of this worker (`c`, NULL when not here): to its client, or back with a nack. */
+static void on_note_msg(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
+{
+    if (c == NULL || hub_chat_hand_over(c, n->sid, n->id, n->sender, n->text, n->seq, n->ts, n->from, 0) != 0)
+        send_nack(hw, n->from, n->sid, n->sender, n->id);
+}
+
+/* The outcome of a message this worker sent for `c` (NULL when gone): delivered, or not handed over. */
+static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
+{
+    char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
+    snprintf(key, sizeof(key), "%s|%s|%s", n->sid, n->g, n->id);
+    pending_msg_t *pm = hub_pending_find(hw, key);
+    if (n->kind == HUB_NOTE_NACK) {
+        if (pm != NULL)
+            queue_offline(pm);
+        return;
+    }
+    sio_socket_t *s = chat_socket(c);
+    if (s != NULL) {
+        buf_t b = BUF_INIT;
+        payload_head(&b, n->sid, n->id, n->seq);
+        buf_append_char(&b, '}');
+        sio_socket_emit_text(s, "chat:delivered", b.base, b.len, NULL, NULL);
+        buf_free(&b);
+    }
+    if (pm != NULL && !pm->queueing)
+        pending_answer(pm, "delivered", NULL);
+}
+
+void hub_chat_on_note(hub_worker_t *hw, const hub_chat_note_t *n)
+{
+    hub_conn_t *c = hub_registry_find(hw, n->g);
+    if (c != NULL && c->root == NULL)
+        c = NULL;
+    if (n->kind == HUB_NOTE_MSG)
+        on_note_msg(hw, c, n);
+    else
+        on_note_settled(hw, c, n);
+}
+
+/* A string field of a notification into `out`; 0, or -1 when it is missing or too long. */
+static int note_field(json_t *m, const char *key, char *out, size_t size)
+{
+    const char *v = json_string_value(json_object_get(m, key));
+    if (v == NULL || strlen(v) >= size)
+        return -1;
+    memcpy(out, v, strlen(v) + 1);
+    return 0;
+}
+
 void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *m)
 {
     const char *sid = json_string_value(json_object_get(m, "sid"));
     const char *gid = json_string_value(json_object_get(m, "g"));
     if (sid == NULL || gid == NULL)
         return;
-    if (strcmp(type, "msg") == 0) {
-        const char *from = json_string_value(json_object_get(m, "from"));
-        if (c == NULL || hub_chat_hand_over(c, m, from, 0) != 0)
-            send_nack(hw, from, sid, json_string_value(json_object_get(m, "sender")),
-                      json_string_value(json_object_get(m, "id")));
-        return;
-    }
-    if (strcmp(type, "nack") == 0 || strcmp(type, "delivered") == 0) {
-        const char *id = json_string_value(json_object_get(m, "id"));
-        if (id == NULL)
+    char kind = strcmp(type, "msg") == 0         ? HUB_NOTE_MSG
+                : strcmp(type, "delivered") == 0 ? HUB_NOTE_DELIVERED
+                : strcmp(type, "nack") == 0      ? HUB_NOTE_NACK
+                                                 : 0;
+    if (kind != 0) { /* from a worker of another node, or from chat.lua */
+        hub_chat_note_t n = {.kind = kind};
+        if (note_field(m, "g", n.g, sizeof(n.g)) != 0 || note_field(m, "sid", n.sid, sizeof(n.sid)) != 0 ||
+            note_field(m, "id", n.id, sizeof(n.id)) != 0)
             return;
-        char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
-        snprintf(key, sizeof(key), "%s|%s|%s", sid, gid, id);
-        pending_msg_t *pm = hub_pending_find(hw, key);
-        if (strcmp(type, "nack") == 0) {
-            if (pm != NULL)
-                queue_offline(pm);
-            return;
+        n.seq = json_integer_value(json_object_get(m, "seq"));
+        if (kind == HUB_NOTE_MSG) {
+            n.ts = json_integer_value(json_object_get(m, "ts"));
+            n.text = (char *)json_string_value(json_object_get(m, "text"));
+            if (note_field(m, "sender", n.sender, sizeof(n.sender)) != 0)
+                return;
+            note_field(m, "from", n.from, sizeof(n.from)); /* none: no nack can go back */
+            on_note_msg(hw, c, &n);
+        } else {
+            on_note_settled(hw, c, &n);
         }
-        if (c != NULL) {
-            json_t *ev = json_pack("{s:s,s:s,s:O}", "sessionId", sid, "id", id, "seq", json_object_get(m, "seq"));
-            hub_emit(c, "/chat", "chat:delivered", ev);
-            json_decref(ev);
-        }
-        if (pm != NULL && !pm->queueing)
-            pending_answer(pm, "delivered", NULL);
         return;
     }
     if (c == NULL)

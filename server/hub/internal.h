@@ -15,6 +15,7 @@
 #include "hub.h"
 
 #define HUB_MAX_WORKERS 256
+#define HUB_MAX_ID_LEN 64 /* a client message id (protocol.md §5) */
 #define HUB_REGISTRY_BUCKETS 4096
 #define HUB_IP_BUCKETS 1024
 
@@ -135,15 +136,31 @@ void hub_ack(sio_socket_t *s, int64_t ack_id, json_t *obj);
 /** Handles a notification for this worker (JSON text), from pub/sub or the local bus. */
 void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len);
 
+/*
+ * What the "msg", "delivered" and "nack" notifications carry: a message for
+ * its recipient's worker, or its outcome for the origin. Between the workers
+ * of one node it travels as this struct, between nodes as JSON.
+ */
+typedef struct hub_chat_note {
+    char kind;                /* HUB_NOTE_* */
+    char g[GUEST_ID_LEN + 1]; /* msg: the recipient; delivered, nack: the sender */
+    char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[HUB_MAX_ID_LEN + 1];
+    char from[160]; /* msg: the origin's channel */
+    int64_t seq, ts;
+    char *text; /* msg */
+} hub_chat_note_t;
+enum { HUB_NOTE_MSG = 'm', HUB_NOTE_DELIVERED = 'd', HUB_NOTE_NACK = 'n' };
+
 /* bus.c: notifications between the workers of this node, in memory */
 void hub_bus_join(hub_worker_t *hw);
 void hub_bus_leave(hub_worker_t *hw);
 /** The index of this node's worker whose channel is `channel`, or -1 (another node's, or not a worker's). */
 int hub_bus_index(const hub_t *h, const char *channel);
-/** Hands `text` to the worker of `channel` if it is one of this node's: 1, else 0 (nothing sent). */
-int hub_bus_send(hub_worker_t *hw, const char *channel, const char *text, size_t len);
-/** Sends a notification to a worker channel: through the local bus, else published in Redis. */
-void hub_notify(hub_worker_t *hw, const char *channel, const char *text);
+/**
+ * Hands a note (allocated, with its text) to the worker of `channel` if it is
+ * one of this node's, which frees it: 1. Else 0, and the note stays the caller's.
+ */
+int hub_bus_send_note(hub_worker_t *hw, const char *channel, hub_chat_note_t *n);
 
 /* guests.c: namespace / */
 void hub_guests_attach(hub_t *h, sio_server_t *srv);
@@ -172,7 +189,11 @@ void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len);
 /* chatting.c: namespace /chat */
 void hub_chat_attach(hub_t *h, sio_server_t *srv);
 void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
-int hub_chat_hand_over(hub_conn_t *c, json_t *m, const char *from, uint64_t offq_tag);
+/** A note from a worker of this node (bus.c); the caller frees it. */
+void hub_chat_on_note(hub_worker_t *hw, const hub_chat_note_t *n);
+/** Hands a message to the recipient's client; 0, or -1 when it has no /chat here. `from`: its origin's channel. */
+int hub_chat_hand_over(hub_conn_t *c, const char *sid, const char *id, const char *sender, const char *text,
+                       int64_t seq, int64_t ts, const char *from, uint64_t offq_tag);
 /** 1 when a queued copy (`offq_tag`) belongs to a message in flight to the client, which now owns the tag. */
 int hub_chat_settle_with_inflight(hub_conn_t *c, const char *sid, const char *sender, const char *id,
                                   uint64_t offq_tag);
@@ -203,7 +224,6 @@ void hub_history_report(hub_t *h, const char *report_id, const char *sid, const 
 /* ---- pending.c: messages sent from this worker and not yet answered ---- */
 
 #define HUB_MAX_ACKS 4
-#define HUB_MAX_ID_LEN 64 /* a client message id (protocol.md §5) */
 
 typedef struct pending_msg {
     char key[GUEST_ID_LEN * 2 + HUB_MAX_ID_LEN + 3]; /* sid|sender|id */

@@ -22,7 +22,12 @@ typedef struct fetched {
 
 static void hand_over_fetched(fetched_t *f)
 {
-    if (f->c->root == NULL || hub_chat_hand_over(f->c, f->m, NULL, f->tag) != 0)
+    json_t *m = f->m;
+    if (f->c->root == NULL ||
+        hub_chat_hand_over(f->c, json_string_value(json_object_get(m, "sessionId")),
+                           json_string_value(json_object_get(m, "id")), json_string_value(json_object_get(m, "sender")),
+                           json_string_value(json_object_get(m, "text")), json_integer_value(json_object_get(m, "seq")),
+                           json_integer_value(json_object_get(m, "ts")), NULL, f->tag) != 0)
         hub_offq_release(f->c->hw, f->tag);
 }
 
@@ -77,8 +82,6 @@ static void on_fetched(sio_worker_t *w, uint64_t tag, const void *body, size_t l
         json_decref(m);
         return;
     }
-    /* the queue's body names the session as sessionId; hand_over reads the notification names */
-    json_object_set(m, "sid", json_object_get(m, "sessionId"));
     fetched_t *f = buf_xcalloc(1, sizeof(*f));
     f->c = hub_conn_ref(c);
     f->tag = tag;

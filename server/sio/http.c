@@ -276,6 +276,13 @@ static void on_upgrade_complete(void *_u, h2o_socket_t *sock, size_t reqsize)
     }
     /* the session lives on another worker: move the socket to its loop */
     sio_msg_t *m = sio_msg_new(SIO_MSG_WS_ADOPT);
+    /*
+     * Bytes that came behind the request travel in the message, and the input
+     * buffer is emptied (freed) here: libh2o buffers go back to the free list
+     * of the thread whose allocator made them, which only that thread may touch.
+     */
+    buf_append(&m->body, sock->input->bytes, sock->input->size);
+    h2o_buffer_consume(&sock->input, sock->input->size);
     if (h2o_socket_export(sock, &m->sock) != 0) {
         free(m);
         h2o_socket_close(sock);
@@ -460,6 +467,13 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
             break;
         case SIO_MSG_WS_ADOPT: {
             h2o_socket_t *sock = h2o_socket_import(w->loop, &m->sock);
+            /* the input came from the other thread's allocator (empty, nothing to free): take this one's */
+            h2o_buffer_init(&sock->input, &h2o_socket_buffer_prototype);
+            if (m->body.len > 0) {
+                h2o_iovec_t room = h2o_buffer_reserve(&sock->input, m->body.len);
+                memcpy(room.base, m->body.base, m->body.len);
+                sock->input->size += m->body.len;
+            }
             eio_accept_ws(w, sock, m->sid, m->addr);
             break;
         }
@@ -515,6 +529,15 @@ static void *worker_main(void *arg)
 {
     sio_worker_t *w = arg;
     sio_server_t *srv = w->srv;
+    /*
+     * The queue's pipe socket takes its buffers from libh2o's per-thread
+     * recycling allocator of the thread that creates it: made by the starting
+     * thread, every worker's queue shared that thread's free list without a
+     * lock, which corrupted the heap once workers posted to each other often.
+     */
+    w->queue = h2o_multithread_create_queue(w->loop);
+    h2o_multithread_register_receiver(w->queue, &w->receiver, on_messages);
+    pthread_barrier_wait(&srv->queues_ready); /* nobody posts to a worker before its queue exists */
     h2o_context_init(&w->ctx, w->loop, &srv->h2o_config);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = srv->h2o_config.hosts;
@@ -702,12 +725,13 @@ int sio_server_start(sio_server_t *srv, char *err, size_t errlen)
                                                   : ((struct sockaddr_in *)&ss)->sin_port);
         }
         w->loop = h2o_evloop_create();
-        w->queue = h2o_multithread_create_queue(w->loop);
-        h2o_multithread_register_receiver(w->queue, &w->receiver, on_messages);
     }
     srv->port = port;
+    pthread_barrier_init(&srv->queues_ready, NULL, (unsigned)srv->nworkers + 1);
+    srv->queues_barrier = 1;
     for (int i = 0; i < srv->nworkers; i++)
         h2o_multithread_create_thread(&srv->workers[i].tid, NULL, worker_main, &srv->workers[i]);
+    pthread_barrier_wait(&srv->queues_ready);
     return 0;
 }
 
@@ -755,6 +779,8 @@ void sio_server_free(sio_server_t *srv)
             }
         eio_table_free(w);
     }
+    if (srv->queues_barrier) /* every worker left it long ago: they all answered since */
+        pthread_barrier_destroy(&srv->queues_ready);
     /* h2o 2.2.5 cannot close idle HTTP/1 connections on demand, so the loops
      * and contexts of the workers stay allocated until the process exits;
      * they are parked here to stay reachable rather than leak. */

@@ -79,6 +79,8 @@ struct sio_server {
     sio_metrics_t m;
     sio_worker_cb worker_start, worker_stop;
     void *worker_ud;
+    pthread_barrier_t queues_ready; /* the workers and the starting thread: every queue exists */
+    int queues_barrier;             /* queues_ready was made */
 };
 
 /*

@@ -211,6 +211,17 @@ void sio_socket_emit_bin(sio_socket_t *s, const char *event, json_t *args, const
 /** Emits and asks the client for an ack; `cb` is called exactly once. */
 void sio_socket_emit_ack(sio_socket_t *s, const char *event, json_t *args, sio_ack_cb cb, void *ud);
 
+/**
+ * emit and emit_ack (cb NULL: no ack wanted) with the arguments already
+ * written as JSON: `args` is the text between the brackets of the packet's
+ * array, after the event name (`{"a":1}`, `1,"x"`; "" for none). `event` is
+ * written as it is: plain ASCII without quotes or backslashes. For hot paths
+ * that need no JSON tree.
+ */
+void sio_socket_emit_text(sio_socket_t *s, const char *event, const char *args, size_t len, sio_ack_cb cb, void *ud);
+/** Answers an ack id with arguments already written as JSON (as in sio_socket_emit_text). */
+void sio_socket_ack_text(sio_socket_t *s, int64_t ack_id, const char *args, size_t len);
+
 /** Answers an event's ack id with `args` (a JSON array, borrowed). */
 void sio_socket_ack(sio_socket_t *s, int64_t ack_id, json_t *args);
 

@@ -190,6 +190,49 @@ void sio_socket_emit_ack(sio_socket_t *s, const char *event, json_t *args, sio_a
     json_decref(arr);
 }
 
+/* A packet whose JSON array is `[` `head` `args` `]`, written without a JSON tree. */
+static void send_text_packet(sio_socket_t *s, sio_ptype_t type, int64_t ack_id, const char *head, const char *args,
+                             size_t len)
+{
+    buf_t b = BUF_INIT;
+    buf_reserve(&b, 64 + strlen(head) + len);
+    sio_packet_encode_header(&b, type, 0, s->nsp->name, strlen(s->nsp->name), ack_id);
+    buf_append_char(&b, '[');
+    buf_append_str(&b, head);
+    buf_append(&b, args, len);
+    buf_append_char(&b, ']');
+    eio_session_send(s->conn->e, EIO_MESSAGE, 0, b.base, b.len);
+    buf_free(&b);
+}
+
+void sio_socket_emit_text(sio_socket_t *s, const char *event, const char *args, size_t len, sio_ack_cb cb, void *ud)
+{
+    if (s->state != SIO_CONNECTED) {
+        if (cb != NULL)
+            cb(s, NULL, NULL, 0, ud);
+        return;
+    }
+    int64_t id = -1;
+    if (cb != NULL) {
+        sio_ack_wait_t *a = buf_xcalloc(1, sizeof(*a));
+        id = a->id = s->next_ack++;
+        a->cb = cb;
+        a->ud = ud;
+        a->next = s->acks;
+        s->acks = a;
+    }
+    char head[128];
+    snprintf(head, sizeof(head), "\"%s\"%s", event, len > 0 ? "," : "");
+    send_text_packet(s, SIO_EVENT, id, head, args, len);
+}
+
+void sio_socket_ack_text(sio_socket_t *s, int64_t ack_id, const char *args, size_t len)
+{
+    if (s->state != SIO_CONNECTED || ack_id < 0)
+        return;
+    send_text_packet(s, SIO_ACK, ack_id, "", args, len);
+}
+
 void sio_socket_ack_bin(sio_socket_t *s, int64_t ack_id, json_t *args, const sio_bin_t *bins, size_t nbins)
 {
     if (s->state != SIO_CONNECTED || ack_id < 0)

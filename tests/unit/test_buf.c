@@ -8,6 +8,8 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "buf/buf.h"
 
 static void test_append_and_grow(void **state)
@@ -66,6 +68,40 @@ static void test_append_u64(void **state)
     buf_append_u64(&b, UINT64_MAX);
     assert_string_equal(b.base, "0,789,18446744073709551615");
     buf_free(&b);
+}
+
+/* The JSON strings of hot paths read back as what was written, and match jansson's own writing byte for byte. */
+static void test_json_string(void **state)
+{
+    static const struct {
+        const char *s;
+        size_t len;
+    } cases[] = {
+        {"", 0},
+        {"plain text", 10},
+        {"\"quoted\" and \\back\\slashed", 27},
+        {"line\nfeed\rreturn\ttab\bback\fform", 30},
+        {"\x01\x1f\x7f", 3},
+        {"ça va ? 👋 \xe2\x80\xa8 </script>", 27},
+        {"nul\0inside", 10},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        buf_t b = BUF_INIT;
+        buf_append_str(&b, "x"); /* appends, after what is there */
+        buf_append_json_string(&b, cases[i].s, cases[i].len);
+        json_t *mine = json_loadb(b.base + 1, b.len - 1, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        assert_non_null(mine);
+        assert_int_equal(json_string_length(mine), cases[i].len);
+        assert_memory_equal(json_string_value(mine), cases[i].s, cases[i].len);
+        json_t *ref = json_stringn(cases[i].s, cases[i].len);
+        char *theirs = json_dumps(ref, JSON_ENCODE_ANY | JSON_COMPACT);
+        assert_int_equal(strlen(theirs), b.len - 1);
+        assert_memory_equal(theirs, b.base + 1, b.len - 1);
+        free(theirs);
+        json_decref(ref);
+        json_decref(mine);
+        buf_free(&b);
+    }
 }
 
 static void test_xalloc(void **state)
@@ -148,13 +184,10 @@ static void test_base64_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_grow),
-        cmocka_unit_test(test_append_str_char_empty),
-        cmocka_unit_test(test_reserve),
-        cmocka_unit_test(test_append_u64),
-        cmocka_unit_test(test_xalloc),
-        cmocka_unit_test(test_base64_vectors),
-        cmocka_unit_test(test_base64_round_trip_all_bytes_in_place),
+        cmocka_unit_test(test_append_and_grow), cmocka_unit_test(test_append_str_char_empty),
+        cmocka_unit_test(test_reserve),         cmocka_unit_test(test_append_u64),
+        cmocka_unit_test(test_json_string),     cmocka_unit_test(test_xalloc),
+        cmocka_unit_test(test_base64_vectors),  cmocka_unit_test(test_base64_round_trip_all_bytes_in_place),
         cmocka_unit_test(test_base64_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
