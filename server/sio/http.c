@@ -538,6 +538,7 @@ static void *worker_main(void *arg)
     w->queue = h2o_multithread_create_queue(w->loop);
     h2o_multithread_register_receiver(w->queue, &w->receiver, on_messages);
     pthread_barrier_wait(&srv->queues_ready); /* nobody posts to a worker before its queue exists */
+    sio_flush_bind(w);
     h2o_context_init(&w->ctx, w->loop, &srv->h2o_config);
     w->accept_ctx.ctx = &w->ctx;
     w->accept_ctx.hosts = srv->h2o_config.hosts;

@@ -144,6 +144,24 @@ typedef struct sio_session_table {
     size_t cap, count;
 } sio_session_table_t;
 
+/*
+ * A connection with bytes to write registers here instead of writing at once;
+ * its worker writes every registered one from a zero-delay h2o timeout, which
+ * runs inside the loop turn after the events that produced the bytes. So all
+ * a turn produced for one socket (an ack and an event, a pipeline of Redis
+ * commands) leaves in one write, and libh2o runs the write's completion in the
+ * same turn, as for any write made from its callbacks.
+ */
+typedef struct sio_flush {
+    struct sio_flush *next, **pprev; /* pprev NULL: not registered */
+    void (*run)(struct sio_flush *f);
+} sio_flush_t;
+
+/** Registers `f` for this turn's writes (once); on a thread without a worker, runs it at once. */
+void sio_flush_later(sio_flush_t *f);
+/** Forgets `f` (a connection being freed). */
+void sio_flush_cancel(sio_flush_t *f);
+
 struct sio_worker {
     sio_server_t *srv;
     int index;
@@ -177,7 +195,14 @@ struct sio_worker {
     } timer_lists[SIO_TIMER_LISTS];
     int ntimer_lists;
     int stopped;
+    /* the writes of this turn (sio_flush_later) */
+    h2o_timeout_t flush_timeout;
+    h2o_timeout_entry_t flush_entry;
+    sio_flush_t *flush_head;
 };
+
+/** Makes `w` the worker of the calling thread for sio_flush_later. From the worker's thread. */
+void sio_flush_bind(sio_worker_t *w);
 
 /* ---- engine.c ---- */
 

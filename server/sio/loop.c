@@ -131,9 +131,60 @@ void sio_timer_free(sio_timer_t *t)
         free(t);
 }
 
+/* ---- the writes of a loop turn ---- */
+
+static __thread sio_worker_t *flush_worker;
+
+static void on_flush(h2o_timeout_entry_t *entry)
+{
+    sio_worker_t *w = H2O_STRUCT_FROM_MEMBER(sio_worker_t, flush_entry, entry);
+    while (w->flush_head != NULL) {
+        sio_flush_t *f = w->flush_head;
+        sio_flush_cancel(f);
+        f->run(f);
+    }
+}
+
+void sio_flush_bind(sio_worker_t *w)
+{
+    flush_worker = w;
+    h2o_timeout_init(w->loop, &w->flush_timeout, 0);
+    w->flush_entry.cb = on_flush;
+}
+
+void sio_flush_later(sio_flush_t *f)
+{
+    sio_worker_t *w = flush_worker;
+    if (f->pprev != NULL)
+        return;
+    if (w == NULL) {
+        f->run(f);
+        return;
+    }
+    f->next = w->flush_head;
+    f->pprev = &w->flush_head;
+    if (w->flush_head != NULL)
+        w->flush_head->pprev = &f->next;
+    w->flush_head = f;
+    if (!h2o_timeout_is_linked(&w->flush_entry))
+        h2o_timeout_link(w->loop, &w->flush_timeout, &w->flush_entry);
+}
+
+void sio_flush_cancel(sio_flush_t *f)
+{
+    if (f->pprev == NULL)
+        return;
+    *f->pprev = f->next;
+    if (f->next != NULL)
+        f->next->pprev = f->pprev;
+    f->next = NULL;
+    f->pprev = NULL;
+}
+
 /* ---- streams ---- */
 
 struct sio_stream {
+    sio_flush_t flush; /* first: the flush finds the stream from it */
     sio_worker_t *w;
     h2o_socket_t *sock;
     sio_stream_callbacks_t cbs;
@@ -146,8 +197,14 @@ struct sio_stream {
 
 static void stream_flush(sio_stream_t *st);
 
+static void stream_flush_deferred(sio_flush_t *f)
+{
+    stream_flush((sio_stream_t *)f);
+}
+
 static void stream_dispose(sio_stream_t *st)
 {
+    sio_flush_cancel(&st->flush);
     if (st->sock != NULL) {
         st->sock->data = NULL;
         h2o_socket_close(st->sock);
@@ -256,6 +313,7 @@ sio_stream_t *sio_stream_connect(sio_worker_t *w, const struct sockaddr *addr, u
                                  const sio_stream_callbacks_t *cbs, void *ud)
 {
     sio_stream_t *st = buf_xcalloc(1, sizeof(*st));
+    st->flush.run = stream_flush_deferred;
     st->w = w;
     st->cbs = *cbs;
     st->ud = ud;
@@ -275,7 +333,7 @@ void sio_stream_write(sio_stream_t *st, const void *data, size_t len)
     if (st->closed)
         return;
     buf_append(&st->out, data, len);
-    stream_flush(st);
+    sio_flush_later(&st->flush);
 }
 
 void sio_stream_close(sio_stream_t *st)

@@ -1,18 +1,20 @@
 /*
  * RFC 6455 server framing. Incoming frames are unmasked in place in the
  * socket's input buffer; only fragmented messages are copied, into `frag`.
- * Outgoing frames accumulate in `out` while a write is in flight and leave
- * together when it completes.
+ * Outgoing frames accumulate in `out` over a loop turn (sio_flush_later) and
+ * while a write is in flight, and leave together.
  */
 #include "ws.h"
 
 #include <string.h>
 
 #include "../buf/buf.h"
+#include "internal.h"
 
 enum { WS_OP_CONT = 0, WS_OP_TEXT = 1, WS_OP_BINARY = 2, WS_OP_CLOSE = 8, WS_OP_PING = 9, WS_OP_PONG = 10 };
 
 struct ws_conn {
+    sio_flush_t flush; /* first: the flush finds the connection from it */
     h2o_socket_t *sock;
     size_t max_payload;
     ws_callbacks_t cb;
@@ -30,8 +32,14 @@ struct ws_conn {
 static void ws_on_read(h2o_socket_t *sock, const char *err);
 static void ws_flush(ws_conn_t *ws);
 
+static void ws_flush_deferred(sio_flush_t *f)
+{
+    ws_flush((ws_conn_t *)f);
+}
+
 static void ws_destroy(ws_conn_t *ws)
 {
+    sio_flush_cancel(&ws->flush);
     if (ws->sock != NULL)
         h2o_socket_close(ws->sock);
     buf_free(&ws->out);
@@ -55,6 +63,7 @@ static void ws_die(ws_conn_t *ws, int code, int notify)
 ws_conn_t *ws_conn_new(h2o_socket_t *sock, size_t max_payload, const ws_callbacks_t *cb, void *data)
 {
     ws_conn_t *ws = buf_xcalloc(1, sizeof(*ws));
+    ws->flush.run = ws_flush_deferred;
     ws->sock = sock;
     ws->max_payload = max_payload;
     ws->cb = *cb;
@@ -139,7 +148,7 @@ void ws_conn_send(ws_conn_t *ws, int binary, const void *a, size_t alen, const v
     if (ws->closing || ws->dead)
         return;
     ws_append_frame(&ws->out, binary ? WS_OP_BINARY : WS_OP_TEXT, a, alen, b, blen);
-    ws_flush(ws);
+    sio_flush_later(&ws->flush); /* with whatever else this turn sends it */
 }
 
 void ws_conn_close(ws_conn_t *ws, int code)
