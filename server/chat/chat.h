@@ -25,8 +25,8 @@ int chat_utf8_valid(const char *s, size_t len);
  */
 
 /** Numbers a message: "new" seq ts peer peer_channel, or "dup" seq ts status peer peer_channel; err not_in_session. */
-int chat_send(redis_client_t *c, const char *sid, const char *sender, const char *id, int ttl_s, redis_strings_cb cb,
-              void *ud);
+int chat_send(redis_client_t *c, const char *sid, const char *sender, const char *id, int ttl_s, int64_t ts_ms,
+              redis_strings_cb cb, void *ud);
 /** Moves a message's status forward ("queued", "delivered"). */
 int chat_set_status(redis_client_t *c, const char *sid, const char *sender, const char *id, const char *status,
                     redis_strings_cb cb, void *ud);
@@ -34,7 +34,8 @@ int chat_set_status(redis_client_t *c, const char *sid, const char *sender, cons
 int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb, void *ud);
 /**
  * The recipient acked: marks it delivered and, unless `quiet` (the caller
- * tells the sender's worker itself), tells the sender's worker; "ok" was_status.
+ * tells the sender's worker itself), tells the sender's worker. "ok" (with
+ * the status before when not quiet), or "gone" once the record expired.
  */
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int quiet,
                    redis_strings_cb cb, void *ud);

@@ -36,22 +36,24 @@ end
 
 local op = ARGV[1]
 
--- send sid sender id ttl_s
+-- send sid sender id ttl_s ts_ms : ts is the sending node's clock (seq orders, ts is shown)
 -- New: {'new', seq, ts, peer, peer_chan}; a re-send: {'dup', seq, ts, st, peer, peer_chan}.
+-- Every message runs this: numbers stay strings as they came (Lua formats
+-- its numbers with printf), and seq goes back as an integer reply.
 if op == 'send' then
-  local sid, g, id, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+  local sid, g, id, ttl, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
   local peer = peer_of(sid, g)
   if not peer then return {'err', 'not_in_session'} end
   local chan = redis.call('HGET', P .. 'g:' .. peer, 'chan') or ''
   local key = P .. 'cm:' .. sid .. ':' .. g .. ':' .. id
   local m = redis.call('HMGET', key, 'seq', 'ts', 'st')
   if m[1] then return {'dup', m[1], m[2], m[3], peer, chan} end
-  local seq = redis.call('INCR', P .. 'seq:' .. sid)
-  redis.call('EXPIRE', P .. 'seq:' .. sid, ttl)
-  local ts = now_ms()
+  local seqkey = P .. 'seq:' .. sid
+  local seq = redis.call('INCR', seqkey)
+  redis.call('EXPIRE', seqkey, ttl)
   redis.call('HSET', key, 'seq', seq, 'ts', ts, 'st', 'pending')
   redis.call('EXPIRE', key, ttl)
-  return {'new', tostring(seq), tostring(ts), peer, chan}
+  return {'new', seq, ts, peer, chan}
 end
 
 -- status sid sender id st : pending -> queued -> delivered, never back

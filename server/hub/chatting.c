@@ -483,7 +483,7 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     sc->text = buf_xmalloc(tlen + 1);
     memcpy(sc->text, text, tlen + 1);
     json_decref(p);
-    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, on_numbered, sc) != 0) {
+    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, wall_ms(), on_numbered, sc) != 0) {
         hub_ack_error(s, ack_id, "unavailable");
         send_call_free(sc);
         return;
