@@ -151,6 +151,13 @@ void buf_append_json_string(buf_t *b, const char *s, size_t len)
     buf_append_char(b, '"');
 }
 
+void buf_copy_str(char *dst, size_t size, const char *src)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 void buf_free(buf_t *b)
 {
     free(b->base);

@@ -44,6 +44,10 @@ void buf_append_u64(buf_t *b, uint64_t v);
  */
 void buf_append_json_string(buf_t *b, const char *s, size_t len);
 
+/** Copies the string `src` into `dst` of `size` bytes (> 0), cut to fit and NUL-terminated: snprintf's "%s" without
+ * printf. */
+void buf_copy_str(char *dst, size_t size, const char *src);
+
 /** Forgets the content but keeps the memory. */
 static inline void buf_reset(buf_t *b)
 {

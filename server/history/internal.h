@@ -13,9 +13,9 @@
 #include "history.h"
 
 /* Writes per transaction (SQLite) or per bulk (MongoDB). */
-#define HIST_BATCH_MAX 1024
+#define HIST_BATCH_MAX 4096
 /* At most one transaction or bulk per this many ms, unless a full batch waits (group commit). */
-#define HIST_COMMIT_INTERVAL_MS 50
+#define HIST_COMMIT_INTERVAL_MS 200
 /* How long hist_close_report waits for the queue (its report may still be in it). */
 #define HIST_CLOSE_REPORT_FLUSH_MS 2000
 

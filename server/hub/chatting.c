@@ -65,7 +65,7 @@ static hub_bucket_t *ip_bucket(hub_worker_t *hw, const char *ip)
         h = (h ^ (uint8_t)*p) * 16777619u;
     hub_ip_bucket_t *slot = &hw->ip_buckets[h % HUB_IP_BUCKETS];
     if (strcmp(slot->ip, ip) != 0) { /* a new address takes the slot over with a full bucket */
-        snprintf(slot->ip, sizeof(slot->ip), "%s", ip);
+        buf_copy_str(slot->ip, sizeof(slot->ip), ip);
         memset(&slot->b, 0, sizeof(slot->b));
     }
     return &slot->b;
@@ -171,7 +171,7 @@ static pending_ref_t *pending_ref(pending_msg_t *m)
 {
     pending_ref_t *ref = buf_xcalloc(1, sizeof(*ref));
     ref->hw = m->hw;
-    snprintf(ref->key, sizeof(ref->key), "%s", m->key);
+    buf_copy_str(ref->key, sizeof(ref->key), m->key);
     return ref;
 }
 
@@ -285,10 +285,10 @@ static hub_chat_note_t *note_new(char kind, const char *g, const char *sid, cons
 {
     hub_chat_note_t *n = buf_xcalloc(1, sizeof(*n));
     n->kind = kind;
-    snprintf(n->g, sizeof(n->g), "%s", g);
-    snprintf(n->sid, sizeof(n->sid), "%s", sid);
-    snprintf(n->sender, sizeof(n->sender), "%s", sender);
-    snprintf(n->id, sizeof(n->id), "%s", id);
+    buf_copy_str(n->g, sizeof(n->g), g);
+    buf_copy_str(n->sid, sizeof(n->sid), sid);
+    buf_copy_str(n->sender, sizeof(n->sender), sender);
+    buf_copy_str(n->id, sizeof(n->id), id);
     n->seq = seq;
     return n;
 }
@@ -336,7 +336,7 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
     hub_chat_note_t *n = note_new(HUB_NOTE_MSG, m->peer, m->sid, m->sender, m->id, m->seq);
     n->ts = m->ts;
     n->text = buf_xstrndup(m->text, strlen(m->text));
-    snprintf(n->from, sizeof(n->from), "%s", m->hw->channel);
+    buf_copy_str(n->from, sizeof(n->from), m->hw->channel);
     int rc = 0;
     if (!hub_bus_send_note(m->hw, peer_channel, n)) {
         char *text = note_json(n);
@@ -351,7 +351,7 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
         queue_offline(m);
         return;
     }
-    snprintf(m->chan, sizeof(m->chan), "%s", peer_channel);
+    buf_copy_str(m->chan, sizeof(m->chan), peer_channel);
     m->timer = sio_timer_new(m->hw->w, on_delivery_timeout, m);
     sio_timer_start(m->timer, (uint64_t)m->hw->hub->cfg->chat_delivery_timeout_ms);
 }
@@ -406,11 +406,11 @@ static void on_numbered(const redis_strings_t *r, void *ud)
         return;
     }
     m = buf_xcalloc(1, sizeof(*m));
-    snprintf(m->key, sizeof(m->key), "%s", key);
-    snprintf(m->sid, sizeof(m->sid), "%s", sc->sid);
-    snprintf(m->sender, sizeof(m->sender), "%s", c->gid);
-    snprintf(m->peer, sizeof(m->peer), "%s", peer);
-    snprintf(m->id, sizeof(m->id), "%s", sc->id);
+    buf_copy_str(m->key, sizeof(m->key), key);
+    buf_copy_str(m->sid, sizeof(m->sid), sc->sid);
+    buf_copy_str(m->sender, sizeof(m->sender), c->gid);
+    buf_copy_str(m->peer, sizeof(m->peer), peer);
+    buf_copy_str(m->id, sizeof(m->id), sc->id);
     m->c = hub_conn_ref(c);
     m->hw = hw;
     m->acks[m->nacks++] = sc->ack_id;
@@ -478,8 +478,8 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     send_call_t *sc = buf_xcalloc(1, sizeof(*sc));
     sc->c = hub_conn_ref(c);
     sc->ack_id = ack_id;
-    snprintf(sc->sid, sizeof(sc->sid), "%s", sid);
-    snprintf(sc->id, sizeof(sc->id), "%s", id);
+    buf_copy_str(sc->sid, sizeof(sc->sid), sid);
+    buf_copy_str(sc->id, sizeof(sc->id), id);
     sc->text = buf_xmalloc(tlen + 1);
     memcpy(sc->text, text, tlen + 1);
     json_decref(p);
@@ -508,7 +508,7 @@ static simple_call_t *simple_new(hub_conn_t *c, int64_t ack_id, int kind, const 
     sc->c = hub_conn_ref(c);
     sc->ack_id = ack_id;
     sc->kind = kind;
-    snprintf(sc->sid, sizeof(sc->sid), "%s", sid);
+    buf_copy_str(sc->sid, sizeof(sc->sid), sid);
     return sc;
 }
 
@@ -698,10 +698,10 @@ static void store_receipt(hub_worker_t *hw, const inbound_t *in)
     receipt_t *rc = buf_xcalloc(1, sizeof(*rc));
     rc->hw = hw;
     rc->seq = in->seq;
-    snprintf(rc->from, sizeof(rc->from), "%s", in->from);
-    snprintf(rc->sid, sizeof(rc->sid), "%s", in->sid);
-    snprintf(rc->sender, sizeof(rc->sender), "%s", in->sender);
-    snprintf(rc->id, sizeof(rc->id), "%s", in->id);
+    buf_copy_str(rc->from, sizeof(rc->from), in->from);
+    buf_copy_str(rc->sid, sizeof(rc->sid), in->sid);
+    buf_copy_str(rc->sender, sizeof(rc->sender), in->sender);
+    buf_copy_str(rc->id, sizeof(rc->id), in->id);
     if (chat_delivered(hw->cmd, in->sid, in->sender, in->id, 1, on_receipt_stored, rc) != 0)
         free(rc);
 }
@@ -759,10 +759,10 @@ int hub_chat_hand_over(hub_conn_t *c, const char *sid, const char *id, const cha
     if (c->inflight != NULL)
         c->inflight->pprev = &in->next;
     c->inflight = in;
-    snprintf(in->sid, sizeof(in->sid), "%s", sid);
-    snprintf(in->sender, sizeof(in->sender), "%s", sender);
-    snprintf(in->id, sizeof(in->id), "%s", id);
-    snprintf(in->from, sizeof(in->from), "%s", from != NULL ? from : "");
+    buf_copy_str(in->sid, sizeof(in->sid), sid);
+    buf_copy_str(in->sender, sizeof(in->sender), sender);
+    buf_copy_str(in->id, sizeof(in->id), id);
+    buf_copy_str(in->from, sizeof(in->from), from != NULL ? from : "");
     size_t tlen = strlen(text);
     in->text = buf_xstrndup(text, tlen);
     in->seq = seq;
@@ -802,7 +802,7 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
 {
     if (sid == NULL)
         return;
-    snprintf(c->session_id, sizeof(c->session_id), "%s", sid);
+    buf_copy_str(c->session_id, sizeof(c->session_id), sid);
     int64_t now = wall_ms();
     int64_t end = started_ms + (int64_t)c->hw->hub->cfg->chat_session_ttl_s * 1000;
     if (c->session_end == NULL)

@@ -104,6 +104,18 @@ static void test_json_string(void **state)
     }
 }
 
+/* A copy that fits is whole; one that does not is cut and still ends with NUL. */
+static void test_copy_str(void **state)
+{
+    char small[4];
+    buf_copy_str(small, sizeof(small), "ab");
+    assert_string_equal(small, "ab");
+    buf_copy_str(small, sizeof(small), "abcdef");
+    assert_string_equal(small, "abc");
+    buf_copy_str(small, sizeof(small), "");
+    assert_string_equal(small, "");
+}
+
 static void test_xalloc(void **state)
 {
     char *p = buf_xmalloc(0);
@@ -184,10 +196,15 @@ static void test_base64_invalid(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_grow), cmocka_unit_test(test_append_str_char_empty),
-        cmocka_unit_test(test_reserve),         cmocka_unit_test(test_append_u64),
-        cmocka_unit_test(test_json_string),     cmocka_unit_test(test_xalloc),
-        cmocka_unit_test(test_base64_vectors),  cmocka_unit_test(test_base64_round_trip_all_bytes_in_place),
+        cmocka_unit_test(test_append_and_grow),
+        cmocka_unit_test(test_append_str_char_empty),
+        cmocka_unit_test(test_reserve),
+        cmocka_unit_test(test_append_u64),
+        cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_copy_str),
+        cmocka_unit_test(test_xalloc),
+        cmocka_unit_test(test_base64_vectors),
+        cmocka_unit_test(test_base64_round_trip_all_bytes_in_place),
         cmocka_unit_test(test_base64_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
