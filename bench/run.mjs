@@ -57,7 +57,7 @@ const SCENARIOS = [
     what: "the same at a scale one process of each side can hold: connects/s and memory per guest" },
   { name: "match", kind: "match", sides: ["chatd", "peer"], guests: QUICK ? 2000 : 16000, rate: 1, duration: 1,
     what: "every connected guest asks for a match at once and accepts its proposal" },
-  ...[5000, 10000, 15000, 20000, 60000].map((rate) => ({
+  ...[5000, 10000, 20000, 30000, 60000].map((rate) => ({
     name: `chat-${rate / 1000}k`, kind: "chat", sides: ["chatd", "peer"], guests: 2000, rate, duration: CHAT_S,
     what: `paired guests send chat:message at ${fmt(rate)}/s in total for ${CHAT_S} s; every message is ` +
       "acked by its recipient (the receipt) and then by the server to its sender",

@@ -85,7 +85,7 @@ typedef struct receipt_call {
     redis_client_t *c;
     redis_strings_cb cb;
     void *ud;
-    char key[200];
+    char key[64], field[128];
 } receipt_call_t;
 
 static void on_receipt_set(redisReply *reply, const char *err, void *ud)
@@ -97,21 +97,21 @@ static void on_receipt_set(redisReply *reply, const char *err, void *ud)
     } else if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         r.err = redis_err_unavailable;
     } else if (reply->integer == 1) {
-        /* the field is new: the record had expired, and the HSET made a bare one without a TTL */
+        /* a new field: the record had expired, and the HSET made a bare one without a TTL */
         r.status = "gone";
-        redis_command(call->c, NULL, NULL, "DEL", call->key, (const char *)NULL);
+        redis_command(call->c, NULL, NULL, "HDEL", call->key, call->field, (const char *)NULL);
     }
     if (call->cb != NULL)
         call->cb(&r, call->ud);
     free(call);
 }
 
-int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int quiet,
-                   redis_strings_cb cb, void *ud)
+int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
+                   int quiet, redis_strings_cb cb, void *ud)
 {
     if (!quiet) {
-        const char *args[] = {"delivered", sid, sender, id, "0"};
-        return eval(c, 5, args, cb, ud);
+        const char *args[] = {"delivered", sid, sender, id};
+        return eval(c, 4, args, cb, ud);
     }
     receipt_call_t *call = calloc(1, sizeof(*call));
     if (call == NULL)
@@ -119,9 +119,12 @@ int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const
     call->c = c;
     call->cb = cb;
     call->ud = ud;
-    /* chat.lua's message key: {nc}:cm:<sid>:<sender>:<id> */
-    snprintf(call->key, sizeof(call->key), "{nc}:cm:%s:%s:%s", sid, sender, id);
-    int rc = redis_command(c, on_receipt_set, call, "HSET", call->key, "st", "delivered", (const char *)NULL);
+    /* chat.lua's message record: {nc}:cm:<sid> "<sender>:<id>" = "<seq>:<ts>:<st>" */
+    char value[64];
+    snprintf(call->key, sizeof(call->key), "{nc}:cm:%s", sid);
+    snprintf(call->field, sizeof(call->field), "%s:%s", sender, id);
+    snprintf(value, sizeof(value), "%lld:%lld:delivered", (long long)seq, (long long)ts);
+    int rc = redis_command(c, on_receipt_set, call, "HSET", call->key, call->field, value, (const char *)NULL);
     if (rc != 0)
         free(call);
     return rc;

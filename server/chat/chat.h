@@ -36,9 +36,10 @@ int chat_state(redis_client_t *c, const char *sid, const char *sender, const cha
  * The recipient acked: marks it delivered and, unless `quiet` (the caller
  * tells the sender's worker itself), tells the sender's worker. "ok" (with
  * the status before when not quiet), or "gone" once the record expired.
+ * `seq` and `ts` are the message's (a quiet receipt rewrites its record whole).
  */
-int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int quiet,
-                   redis_strings_cb cb, void *ud);
+int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
+                   int quiet, redis_strings_cb cb, void *ud);
 /** Relays `json` (an object's text) to the peer as a notification of type `kind`; err not_in_session. */
 int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,
                redis_strings_cb cb, void *ud);

@@ -692,7 +692,7 @@ static void on_receipt_stored(const redis_strings_t *r, void *ud)
 static void store_receipt(hub_worker_t *hw, const inbound_t *in)
 {
     if (in->from[0] == '\0' || hub_bus_index(hw->hub, in->from) < 0) {
-        chat_delivered(hw->cmd, in->sid, in->sender, in->id, 0, NULL, NULL);
+        chat_delivered(hw->cmd, in->sid, in->sender, in->id, in->seq, in->ts, 0, NULL, NULL);
         return;
     }
     receipt_t *rc = buf_xcalloc(1, sizeof(*rc));
@@ -702,7 +702,7 @@ static void store_receipt(hub_worker_t *hw, const inbound_t *in)
     buf_copy_str(rc->sid, sizeof(rc->sid), in->sid);
     buf_copy_str(rc->sender, sizeof(rc->sender), in->sender);
     buf_copy_str(rc->id, sizeof(rc->id), in->id);
-    if (chat_delivered(hw->cmd, in->sid, in->sender, in->id, 1, on_receipt_stored, rc) != 0)
+    if (chat_delivered(hw->cmd, in->sid, in->sender, in->id, in->seq, in->ts, 1, on_receipt_stored, rc) != 0)
         free(rc);
 }
 
