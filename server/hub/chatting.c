@@ -90,9 +90,9 @@ static sio_socket_t *chat_socket(hub_conn_t *c)
 /* {"sessionId":sid,"id":id,"seq":seq: how the payloads of chat:message and chat:delivered begin */
 static void payload_head(buf_t *b, const char *sid, const char *id, int64_t seq)
 {
-    buf_append_str(b, "{\"sessionId\":\"");
-    buf_append_str(b, sid); /* a guest id: base64url, nothing to escape */
-    buf_append_str(b, "\",\"id\":");
+    buf_append_str(b, "{\"sessionId\":");
+    buf_append_json_string(b, sid, strlen(sid));
+    buf_append_str(b, ",\"id\":");
     buf_append_json_string(b, id, strlen(id));
     buf_append_str(b, ",\"seq\":");
     buf_append_u64(b, (uint64_t)seq);
