@@ -130,11 +130,10 @@ int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const
     return rc;
 }
 
-int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,
-               redis_strings_cb cb, void *ud)
+int chat_relay(redis_client_t *c, const char *sid, const char *guest, redis_strings_cb cb, void *ud)
 {
-    const char *args[] = {"relay", sid, guest, kind, json};
-    return eval(c, 5, args, cb, ud);
+    const char *args[] = {"relay", sid, guest};
+    return eval(c, 3, args, cb, ud);
 }
 
 int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s, redis_strings_cb cb,

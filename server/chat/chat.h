@@ -40,9 +40,12 @@ int chat_state(redis_client_t *c, const char *sid, const char *sender, const cha
  */
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
                    int quiet, redis_strings_cb cb, void *ud);
-/** Relays `json` (an object's text) to the peer as a notification of type `kind`; err not_in_session. */
-int chat_relay(redis_client_t *c, const char *sid, const char *guest, const char *kind, const char *json,
-               redis_strings_cb cb, void *ud);
+/**
+ * For typing and read marks, which the caller sends on: checks that `guest`
+ * is in the session and answers "ok" peer peer_channel ("" when the peer is
+ * nowhere); err not_in_session.
+ */
+int chat_relay(redis_client_t *c, const char *sid, const char *guest, redis_strings_cb cb, void *ud);
 /** Ends the session for both ("left", "reported", "expired"); "ok" peer; err not_in_session. */
 int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s, redis_strings_cb cb,
              void *ud);

@@ -107,15 +107,13 @@ if op == 'delivered' then
   return {'ok', was}
 end
 
--- relay sid from kind json : typing and read go to the peer as they are
+-- relay sid from : typing and read marks; the caller sends them to the peer's channel
+-- (a note between the workers of one node keeps its place behind the receipts).
 if op == 'relay' then
   local sid, g = ARGV[2], ARGV[3]
   local peer = peer_of(sid, g)
   if not peer then return {'err', 'not_in_session'} end
-  local msg = cjson.decode(ARGV[5])
-  msg.t, msg.sid = ARGV[4], sid
-  publish(peer, msg)
-  return {'ok'}
+  return {'ok', peer, redis.call('HGET', P .. 'g:' .. peer, 'chan') or ''}
 end
 
 -- end sid g reason ttl_s : leave, report (never again), expiry; both sides hear user-left

@@ -303,7 +303,11 @@ static void note_free(hub_chat_note_t *n)
 static char *note_json(const hub_chat_note_t *n)
 {
     json_t *j = NULL;
-    if (n->kind == HUB_NOTE_MSG)
+    if (n->kind == HUB_NOTE_TYPING)
+        j = json_pack("{s:s,s:s,s:s,s:b}", "t", "typing", "g", n->g, "sid", n->sid, "typing", n->seq != 0);
+    else if (n->kind == HUB_NOTE_READ)
+        j = json_pack("{s:s,s:s,s:s,s:I}", "t", "read", "g", n->g, "sid", n->sid, "upToSeq", (json_int_t)n->seq);
+    else if (n->kind == HUB_NOTE_MSG)
         j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", n->g, "sid", n->sid, "id", n->id, "seq",
                       (json_int_t)n->seq, "ts", (json_int_t)n->ts, "text", n->text, "sender", n->sender, "from",
                       n->from);
@@ -498,6 +502,8 @@ typedef struct simple_call {
     int kind;
     char sid[GUEST_ID_LEN + 1];
     char *reason;
+    char relay;          /* CALL_RELAY: HUB_NOTE_TYPING or HUB_NOTE_READ */
+    int64_t relay_value; /* typing (0, 1) or upToSeq */
 } simple_call_t;
 
 enum { CALL_RELAY, CALL_LEAVE, CALL_REPORT, CALL_EXPIRE };
@@ -537,6 +543,15 @@ static void on_simple(const redis_strings_t *r, void *ud)
             metrics_inc(h->m.reports);
         }
     }
+    /*
+     * Relayed from here, not by chat.lua: the note to a worker of this node
+     * then follows this worker's receipts on the same path, so a peer's
+     * chat:read never overtakes the chat:delivered and ack it is about.
+     */
+    if (r->err == NULL && sc->kind == CALL_RELAY && r->n >= 2 && r->v[1][0] != '\0') {
+        hub_chat_note_t *n = note_new(sc->relay, r->v[0], sc->sid, sc->c->gid, "", sc->relay_value);
+        note_send(sc->c->hw, r->v[1], n);
+    }
     if (s != NULL) {
         if (r->err != NULL)
             hub_ack_error(s, sc->ack_id, r->err);
@@ -567,10 +582,11 @@ static void on_typing(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_b
         json_decref(p);
         return;
     }
-    const char *body = json_is_true(typing) ? "{\"typing\":true}" : "{\"typing\":false}";
     simple_call_t *sc = simple_new(c, ack_id, CALL_RELAY, sid);
+    sc->relay = HUB_NOTE_TYPING;
+    sc->relay_value = json_is_true(typing);
     json_decref(p);
-    if (chat_relay(c->hw->cmd, sc->sid, c->gid, "typing", body, on_simple, sc) != 0) {
+    if (chat_relay(c->hw->cmd, sc->sid, c->gid, on_simple, sc) != 0) {
         hub_ack_error(s, ack_id, "unavailable");
         simple_free(sc);
     }
@@ -590,11 +606,11 @@ static void on_read(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin
         json_decref(p);
         return;
     }
-    char body[64];
-    snprintf(body, sizeof(body), "{\"upToSeq\":%lld}", (long long)json_integer_value(up));
     simple_call_t *sc = simple_new(c, ack_id, CALL_RELAY, sid);
+    sc->relay = HUB_NOTE_READ;
+    sc->relay_value = json_integer_value(up);
     json_decref(p);
-    if (chat_relay(c->hw->cmd, sc->sid, c->gid, "read", body, on_simple, sc) != 0) {
+    if (chat_relay(c->hw->cmd, sc->sid, c->gid, on_simple, sc) != 0) {
         hub_ack_error(s, ack_id, "unavailable");
         simple_free(sc);
     }
@@ -847,10 +863,27 @@ void hub_chat_on_note(hub_worker_t *hw, const hub_chat_note_t *n)
     hub_conn_t *c = hub_registry_find(hw, n->g);
     if (c != NULL && c->root == NULL)
         c = NULL;
-    if (n->kind == HUB_NOTE_MSG)
+    if (n->kind == HUB_NOTE_MSG) {
         on_note_msg(hw, c, n);
-    else
+    } else if (n->kind == HUB_NOTE_TYPING || n->kind == HUB_NOTE_READ) {
+        sio_socket_t *s = chat_socket(c);
+        if (s == NULL)
+            return;
+        buf_t b = BUF_INIT;
+        buf_append_str(&b, "{\"sessionId\":");
+        buf_append_json_string(&b, n->sid, strlen(n->sid));
+        if (n->kind == HUB_NOTE_TYPING) {
+            buf_append_str(&b, n->seq != 0 ? ",\"typing\":true}" : ",\"typing\":false}");
+        } else {
+            buf_append_str(&b, ",\"upToSeq\":");
+            buf_append_u64(&b, (uint64_t)n->seq);
+            buf_append_char(&b, '}');
+        }
+        sio_socket_emit_text(s, n->kind == HUB_NOTE_TYPING ? "chat:typing" : "chat:read", b.base, b.len, NULL, NULL);
+        buf_free(&b);
+    } else {
         on_note_settled(hw, c, n);
+    }
 }
 
 /* A string field of a notification into `out`; 0, or -1 when it is missing or too long. */

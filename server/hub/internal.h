@@ -143,13 +143,13 @@ void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len);
  */
 typedef struct hub_chat_note {
     char kind;                /* HUB_NOTE_* */
-    char g[GUEST_ID_LEN + 1]; /* msg: the recipient; delivered, nack: the sender */
+    char g[GUEST_ID_LEN + 1]; /* msg, typing, read: the recipient; delivered, nack: the sender */
     char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[HUB_MAX_ID_LEN + 1];
-    char from[160]; /* msg: the origin's channel */
-    int64_t seq, ts;
-    char *text; /* msg */
+    char from[160];  /* msg: the origin's channel */
+    int64_t seq, ts; /* typing: 0 or 1 in seq; read: upToSeq in seq */
+    char *text;      /* msg */
 } hub_chat_note_t;
-enum { HUB_NOTE_MSG = 'm', HUB_NOTE_DELIVERED = 'd', HUB_NOTE_NACK = 'n' };
+enum { HUB_NOTE_MSG = 'm', HUB_NOTE_DELIVERED = 'd', HUB_NOTE_NACK = 'n', HUB_NOTE_TYPING = 't', HUB_NOTE_READ = 'r' };
 
 /* bus.c: notifications between the workers of this node, in memory */
 void hub_bus_join(hub_worker_t *hw);

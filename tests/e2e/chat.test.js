@@ -189,3 +189,28 @@ test("guests of one node chat through memory: no message or receipt goes through
   await published.take((m) => m.t === "end");
   assert.deepEqual(published.seen.filter((m) => ["msg", "delivered", "nack"].includes(m.t)), []);
 });
+
+test("a read mark never overtakes the sender's ack and chat:delivered, on one node or across two", async (t) => {
+  const { nodes } = await twoNodes(t);
+  for (const [ua, ub] of [[nodes[0].url, nodes[0].url], [nodes[0].url, nodes[0].url], [nodes[0].url, nodes[1].url]]) {
+    const { a, b, sessionId } = await matchedPair(t, ua, ub);
+    // a reads every message as it arrives, right behind its receipt
+    a.chat.on("chat:message", (m) => a.chat.emit("chat:read", { sessionId, upToSeq: m.seq }));
+    const seen = []; // what b hears, in the order it hears it
+    b.chat.on("chat:delivered", (d) => seen.push(["delivered", d.seq]));
+    b.chat.on("chat:read", (r) => seen.push(["read", r.upToSeq]));
+    const acked = [];
+    for (let i = 0; i < 20; i++)
+      acked.push(new Promise((resolve) => b.chat.emit("chat:message", { sessionId, id: `r${i}`, text: "x" }, (ack) => {
+        seen.push(["ack", ack.seq]);
+        resolve(ack);
+      })));
+    const seqs = (await Promise.all(acked)).map((x) => x.seq);
+    await until(() => seen.some(([k, n]) => k === "read" && n === Math.max(...seqs)));
+    for (const seq of seqs) {
+      const read = seen.findIndex(([k, n]) => k === "read" && n >= seq);
+      assert.ok(seen.findIndex(([k, n]) => k === "ack" && n === seq) < read, `ack of ${seq} before the read mark`);
+      assert.ok(seen.findIndex(([k, n]) => k === "delivered" && n === seq) < read, `delivered ${seq} before the read mark`);
+    }
+  }
+});

@@ -53,6 +53,16 @@ describe("our messages and their ticks", () => {
     expect(s.messages.map((m) => m.status)).toEqual(["read", null, "delivered"]);
   });
 
+  it("a read mark that comes before our ack turns the message blue once the ack gives it its seq", () => {
+    const s = fresh();
+    addOutgoing(s, "a", "hi", 5);
+    addOutgoing(s, "b", "later", 6);
+    applyRead(s, 1); // the peer read seq 1 before the server's ack to us arrived
+    applyAck(s, "a", { ok: true, seq: 1, ts: 10, status: "delivered" });
+    applyAck(s, "b", { ok: true, seq: 2, ts: 11, status: "delivered" });
+    expect(s.messages.map((m) => m.status)).toEqual(["read", "delivered"]);
+  });
+
   it("unavailable or no answer keeps it pending for the resend; other errors fail it", () => {
     const s = fresh();
     addOutgoing(s, "a", "x", 1);

@@ -33,6 +33,7 @@ export interface ChatSession {
   peerTyping: boolean;
   messages: ChatMessage[];
   readSent: number; // the highest seq we told the peer we read
+  peerRead?: number; // the highest seq the peer said it read (it may come before our ack gives a message its seq)
 }
 export type Phase =
   | { name: "consent" }
@@ -106,6 +107,7 @@ export function applyAck(s: ChatSession, id: string, ack: MessageAck | null): vo
   m.ts = ack.ts ?? m.ts;
   if (m.status === "pending" || m.status === "failed" || m.status === null) m.status = ack.status ?? "queued";
   else if (ack.status === "delivered" && m.status === "queued") m.status = "delivered";
+  if (m.seq !== null && m.seq <= (s.peerRead ?? 0)) m.status = "read";
   place(s.messages, m);
 }
 
@@ -116,6 +118,7 @@ export function applyDelivered(s: ChatSession, id: string): void {
 
 /** The peer read everything up to `upToSeq`: those of ours turn blue. */
 export function applyRead(s: ChatSession, upToSeq: number): void {
+  s.peerRead = Math.max(s.peerRead ?? 0, upToSeq);
   for (const m of s.messages) if (m.mine && m.seq !== null && m.seq <= upToSeq) m.status = "read";
 }
 
