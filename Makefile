@@ -24,7 +24,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
-.PHONY: all test unit e2e run asan fuzz fuzz-build lint format bench setup clean web web-test
+.PHONY: all test unit e2e run asan tsan fuzz fuzz-build lint format bench setup clean web web-test
 all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(BUILD)/chatbench $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
@@ -124,6 +124,12 @@ asan: setup
 	  $(MAKE) BUILD=build-asan EXTRA_CFLAGS="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" unit e2e
 
+# ThreadSanitizer: a race aborts the process (halt_on_error), so the test that drove it fails.
+TSAN_FLAGS = BUILD=build-tsan EXTRA_CFLAGS="-O1 -g -fsanitize=thread" EXTRA_LDFLAGS="-fsanitize=thread"
+tsan: setup
+	$(MAKE) $(TSAN_FLAGS) all
+	TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 $(MAKE) $(TSAN_FLAGS) unit e2e
+
 run: setup all
 	scripts/run
 
@@ -140,4 +146,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
