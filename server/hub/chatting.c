@@ -119,13 +119,15 @@ static void ack_settled(sio_socket_t *s, int64_t ack_id, const char *id, int64_t
 static void pending_answer(pending_msg_t *m, const char *status, const char *err)
 {
     sio_socket_t *s = chat_socket(m->c);
+    if (status == NULL && err == NULL)
+        err = "unavailable";
     for (int i = 0; i < m->nacks && s != NULL; i++) {
-        if (err != NULL)
-            hub_ack_error(s, m->acks[i], err);
-        else
+        if (err == NULL && status != NULL)
             ack_settled(s, m->acks[i], m->id, m->seq, m->ts, status);
+        else
+            hub_ack_error(s, m->acks[i], err);
     }
-    if (err == NULL && strcmp(status, "delivered") == 0)
+    if (err == NULL && status != NULL && strcmp(status, "delivered") == 0)
         metrics_inc(m->hw->hub->m.msgs_delivered);
     else if (err == NULL)
         metrics_inc(m->hw->hub->m.msgs_queued);
