@@ -127,9 +127,10 @@ static void *writer_main(void *arg)
         h->writer_idle = 0;
         /*
          * Group commit: every transaction costs an fdatasync whatever its
-         * size, so writes gather for HIST_COMMIT_INTERVAL_MS after the last
-         * one unless a full batch waits. At 10,000 msgs/s, committing as
-         * soon as anything waited spent a quarter of chatd's CPU in the store.
+         * size, so a transaction starts HIST_COMMIT_INTERVAL_MS after the
+         * previous one at the earliest, unless a full batch waits. At 10,000
+         * msgs/s, committing as soon as anything waited spent a quarter of
+         * chatd's CPU in the store.
          */
         int64_t due = last_batch_ms + HIST_COMMIT_INTERVAL_MS;
         while (!h->stopping && h->queued < HIST_BATCH_MAX && hist_mono_ms() < due)
