@@ -106,6 +106,7 @@ void buf_append_u64(buf_t *b, uint64_t v)
 void buf_append_json_string(buf_t *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
+    static const char named[] = "\"\\\n\r\t\b\f", as[] = "\"\\nrtbf"; /* escapes with a letter of their own */
     buf_reserve(b, len + 2);
     buf_append_char(b, '"');
     size_t plain = 0; /* start of the run of bytes that need no escape */
@@ -115,37 +116,9 @@ void buf_append_json_string(buf_t *b, const char *s, size_t len)
             continue;
         buf_append(b, s + plain, i - plain);
         plain = i + 1;
-        char esc[6] = {'\\', 0};
-        size_t n = 2;
-        switch (ch) {
-        case '"':
-            esc[1] = '"';
-            break;
-        case '\\':
-            esc[1] = '\\';
-            break;
-        case '\n':
-            esc[1] = 'n';
-            break;
-        case '\r':
-            esc[1] = 'r';
-            break;
-        case '\t':
-            esc[1] = 't';
-            break;
-        case '\b':
-            esc[1] = 'b';
-            break;
-        case '\f':
-            esc[1] = 'f';
-            break;
-        default:
-            memcpy(esc + 1, "u00", 3);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            n = 6;
-        }
-        buf_append(b, esc, n);
+        const char *k = ch != 0 ? memchr(named, ch, sizeof(named) - 1) : NULL;
+        char esc[6] = {'\\', k != NULL ? as[k - named] : 'u', '0', '0', hex[ch >> 4], hex[ch & 15]};
+        buf_append(b, esc, k != NULL ? 2 : 6);
     }
     buf_append(b, s + plain, len - plain);
     buf_append_char(b, '"');

@@ -1,14 +1,15 @@
 /*
- * Namespace /chat: messages with their promise (the sender's ack only once
- * the message is delivered or durably queued), receipts, typing, read marks,
- * leave and report, presence.
+ * Namespace /chat, the sender's side: messages with their promise (the
+ * sender's ack only once the message is delivered or durably queued),
+ * typing, read marks, leave and report, a session's end by time, and the
+ * notes that come back to the origin.
  *
  * A message travels from the sender's worker (the origin, which keeps the
- * pending ack) to the worker of the recipient over Redis pub/sub. The
- * recipient's client ack is the receipt: chat.lua marks the message
- * delivered and tells the sender's worker. No receipt in time, or no
- * recipient connected, and the origin puts the message in the recipient's
- * offline queue; only the broker's confirm lets the ack say "queued".
+ * pending ack) to the worker of the recipient, in memory on this node or
+ * over Redis pub/sub to another (bus.c). The recipient's side is in
+ * receiving.c. No receipt in time, or no recipient connected, and the origin
+ * puts the message in the recipient's offline queue; only the broker's
+ * confirm lets the ack say "queued".
  */
 #include <math.h>
 #include <stdio.h>
@@ -33,7 +34,7 @@
  */
 #define MAX_SENDS_WAITING 8192
 
-static int64_t wall_ms(void)
+int64_t hub_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -82,13 +83,13 @@ static void pending_free(pending_msg_t *m)
     free(m);
 }
 
-static sio_socket_t *chat_socket(hub_conn_t *c)
+sio_socket_t *hub_chat_socket(hub_conn_t *c)
 {
     return c != NULL && c->root != NULL ? sio_socket_sibling(c->root, "/chat") : NULL;
 }
 
 /* {"sessionId":sid,"id":id,"seq":seq: how the payloads of chat:message and chat:delivered begin */
-static void payload_head(buf_t *b, const char *sid, const char *id, int64_t seq)
+void hub_chat_payload_head(buf_t *b, const char *sid, const char *id, int64_t seq)
 {
     buf_append_str(b, "{\"sessionId\":");
     buf_append_json_string(b, sid, strlen(sid));
@@ -118,7 +119,7 @@ static void ack_settled(sio_socket_t *s, int64_t ack_id, const char *id, int64_t
 /* Answers every ack waiting for this message, then forgets it. */
 static void pending_answer(pending_msg_t *m, const char *status, const char *err)
 {
-    sio_socket_t *s = chat_socket(m->c);
+    sio_socket_t *s = hub_chat_socket(m->c);
     if (status == NULL && err == NULL)
         err = "unavailable";
     for (int i = 0; i < m->nacks && s != NULL; i++) {
@@ -280,58 +281,6 @@ static void on_published(redisReply *reply, const char *err, void *ud)
         queue_offline(m);
 }
 
-/* ---- notes between workers (hub_chat_note_t): in memory on this node, JSON through Redis to others ---- */
-
-static hub_chat_note_t *note_new(char kind, const char *g, const char *sid, const char *sender, const char *id,
-                                 int64_t seq)
-{
-    hub_chat_note_t *n = buf_xcalloc(1, sizeof(*n));
-    n->kind = kind;
-    buf_copy_str(n->g, sizeof(n->g), g);
-    buf_copy_str(n->sid, sizeof(n->sid), sid);
-    buf_copy_str(n->sender, sizeof(n->sender), sender);
-    buf_copy_str(n->id, sizeof(n->id), id);
-    n->seq = seq;
-    return n;
-}
-
-static void note_free(hub_chat_note_t *n)
-{
-    free(n->text);
-    free(n);
-}
-
-/* The notification's JSON, as chat.lua writes them (a new string). */
-static char *note_json(const hub_chat_note_t *n)
-{
-    json_t *j = NULL;
-    if (n->kind == HUB_NOTE_TYPING)
-        j = json_pack("{s:s,s:s,s:s,s:b}", "t", "typing", "g", n->g, "sid", n->sid, "typing", n->seq != 0);
-    else if (n->kind == HUB_NOTE_READ)
-        j = json_pack("{s:s,s:s,s:s,s:I}", "t", "read", "g", n->g, "sid", n->sid, "upToSeq", (json_int_t)n->seq);
-    else if (n->kind == HUB_NOTE_MSG)
-        j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "t", "msg", "g", n->g, "sid", n->sid, "id", n->id, "seq",
-                      (json_int_t)n->seq, "ts", (json_int_t)n->ts, "text", n->text, "sender", n->sender, "from",
-                      n->from);
-    else
-        j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "t", n->kind == HUB_NOTE_NACK ? "nack" : "delivered", "g", n->g, "sid",
-                      n->sid, "id", n->id, "seq", (json_int_t)n->seq);
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    return text;
-}
-
-/* Sends a note to a worker channel: through the local bus, else published in Redis. Takes `n`. */
-static void note_send(hub_worker_t *hw, const char *channel, hub_chat_note_t *n)
-{
-    if (hub_bus_send_note(hw, channel, n))
-        return;
-    char *text = note_json(n);
-    redis_command(hw->cmd, NULL, NULL, "PUBLISH", channel, text, (const char *)NULL);
-    free(text);
-    note_free(n);
-}
-
 /* Sends the message to the recipient's worker, or straight to its queue when it is nowhere. */
 static void deliver(pending_msg_t *m, const char *peer_channel)
 {
@@ -339,19 +288,19 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
         queue_offline(m);
         return;
     }
-    hub_chat_note_t *n = note_new(HUB_NOTE_MSG, m->peer, m->sid, m->sender, m->id, m->seq);
+    hub_chat_note_t *n = hub_note_new(HUB_NOTE_MSG, m->peer, m->sid, m->sender, m->id, m->seq);
     n->ts = m->ts;
     n->text = buf_xstrndup(m->text, strlen(m->text));
     buf_copy_str(n->from, sizeof(n->from), m->hw->channel);
     int rc = 0;
     if (!hub_bus_send_note(m->hw, peer_channel, n)) {
-        char *text = note_json(n);
+        char *text = hub_note_json(n);
         pending_ref_t *ref = pending_ref(m);
         rc = redis_command(m->hw->cmd, on_published, ref, "PUBLISH", peer_channel, text, (const char *)NULL);
         if (rc != 0)
             free(ref);
         free(text);
-        note_free(n);
+        hub_note_free(n);
     }
     if (rc != 0) {
         queue_offline(m);
@@ -383,7 +332,7 @@ static void on_numbered(const redis_strings_t *r, void *ud)
     send_call_t *sc = ud;
     hub_conn_t *c = sc->c;
     c->hw->sends_waiting--;
-    sio_socket_t *s = chat_socket(c);
+    sio_socket_t *s = hub_chat_socket(c);
     if (r->err != NULL) {
         if (strcmp(r->err, "not_in_session") != 0)
             metrics_inc(c->hw->hub->m.msgs_unavailable);
@@ -489,7 +438,7 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     sc->text = buf_xmalloc(tlen + 1);
     memcpy(sc->text, text, tlen + 1);
     json_decref(p);
-    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, wall_ms(), on_numbered, sc) != 0) {
+    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, hub_wall_ms(), on_numbered, sc) != 0) {
         hub_ack_error(s, ack_id, "unavailable");
         send_call_free(sc);
         return;
@@ -530,10 +479,10 @@ static void simple_free(simple_call_t *sc)
 static void on_simple(const redis_strings_t *r, void *ud)
 {
     simple_call_t *sc = ud;
-    sio_socket_t *s = chat_socket(sc->c);
+    sio_socket_t *s = hub_chat_socket(sc->c);
     if (r->err == NULL && sc->kind != CALL_RELAY) {
         hub_t *h = sc->c->hw->hub;
-        int64_t now = wall_ms();
+        int64_t now = hub_wall_ms();
         static const char *const reasons[] = {"", "left", "reported", "expired"};
         if (sc->c->session_end != NULL && strcmp(sc->c->session_id, sc->sid) == 0)
             sio_timer_stop(sc->c->session_end);
@@ -551,8 +500,8 @@ static void on_simple(const redis_strings_t *r, void *ud)
      * chat:read never overtakes the chat:delivered and ack it is about.
      */
     if (r->err == NULL && sc->kind == CALL_RELAY && r->n >= 2 && r->v[1][0] != '\0') {
-        hub_chat_note_t *n = note_new(sc->relay, r->v[0], sc->sid, sc->c->gid, "", sc->relay_value);
-        note_send(sc->c->hw, r->v[1], n);
+        hub_chat_note_t *n = hub_note_new(sc->relay, r->v[0], sc->sid, sc->c->gid, "", sc->relay_value);
+        hub_note_send(sc->c->hw, r->v[1], n);
     }
     if (s != NULL) {
         if (r->err != NULL)
@@ -660,147 +609,6 @@ static void on_report(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_b
     end_session(s, args, ack_id, ud, CALL_REPORT);
 }
 
-/* ---- the recipient's side ---- */
-
-typedef struct inbound {
-    struct inbound *next, **pprev; /* the connection's in-flight list */
-    hub_conn_t *c;
-    char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
-    char from[160];
-    char *text;
-    int64_t seq, ts;
-    uint64_t offq_tag; /* from the offline queue: ack it there once the client acked */
-} inbound_t;
-
-static void inbound_free(inbound_t *in)
-{
-    *in->pprev = in->next;
-    if (in->next != NULL)
-        in->next->pprev = in->pprev;
-    hub_conn_unref(in->c);
-    free(in->text);
-    free(in);
-}
-
-/* Tells the origin that the message could not be handed over here. */
-static void send_nack(hub_worker_t *hw, const char *from, const char *sid, const char *sender, const char *id)
-{
-    if (from == NULL || from[0] == '\0')
-        return;
-    note_send(hw, from, note_new(HUB_NOTE_NACK, sender, sid, sender, id, 0));
-}
-
-/* A receipt stored in Redis quietly: the origin, a worker of this node, hears of it from here. */
-typedef struct receipt {
-    hub_worker_t *hw;
-    char from[160], sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
-    int64_t seq;
-} receipt_t;
-
-static void on_receipt_stored(const redis_strings_t *r, void *ud)
-{
-    receipt_t *rc = ud;
-    /* "gone": the message's record expired, and nobody waits for it any more */
-    if (r->err == NULL && strcmp(r->status, "ok") == 0)
-        note_send(rc->hw, rc->from, note_new(HUB_NOTE_DELIVERED, rc->sender, rc->sid, rc->sender, rc->id, rc->seq));
-    free(rc);
-}
-
-/* Marks a message delivered; its origin hears of it after Redis stored that, as it would from chat.lua. */
-static void store_receipt(hub_worker_t *hw, const inbound_t *in)
-{
-    if (in->from[0] == '\0' || hub_bus_index(hw->hub, in->from) < 0) {
-        chat_delivered(hw->cmd, in->sid, in->sender, in->id, in->seq, in->ts, 0, NULL, NULL);
-        return;
-    }
-    receipt_t *rc = buf_xcalloc(1, sizeof(*rc));
-    rc->hw = hw;
-    rc->seq = in->seq;
-    buf_copy_str(rc->from, sizeof(rc->from), in->from);
-    buf_copy_str(rc->sid, sizeof(rc->sid), in->sid);
-    buf_copy_str(rc->sender, sizeof(rc->sender), in->sender);
-    buf_copy_str(rc->id, sizeof(rc->id), in->id);
-    if (chat_delivered(hw->cmd, in->sid, in->sender, in->id, in->seq, in->ts, 1, on_receipt_stored, rc) != 0)
-        free(rc);
-}
-
-static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bins, size_t nbins, void *ud)
-{
-    inbound_t *in = ud;
-    hub_worker_t *hw = in->c->hw;
-    if (args == NULL) { /* the connection ended first: not delivered */
-        if (in->offq_tag != 0)
-            hub_offq_release(hw, in->offq_tag);
-        else
-            send_nack(hw, in->from, in->sid, in->sender, in->id);
-        inbound_free(in);
-        return;
-    }
-    store_receipt(hw, in);
-    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts, wall_ms());
-    if (in->offq_tag != 0)
-        hub_offq_ack(hw, in->offq_tag);
-    inbound_free(in);
-}
-
-/*
- * A copy from the queue of a message already with the client and awaiting
- * its receipt (it was queued after it had been handed over): one delivery;
- * its receipt settles both. Live messages never come twice, so only queued
- * copies look.
- */
-int hub_chat_settle_with_inflight(hub_conn_t *c, const char *sid, const char *sender, const char *id, uint64_t offq_tag)
-{
-    for (inbound_t *cur = c->inflight; cur != NULL; cur = cur->next)
-        if (strcmp(cur->id, id) == 0 && strcmp(cur->sender, sender) == 0 && strcmp(cur->sid, sid) == 0) {
-            if (cur->offq_tag == 0)
-                cur->offq_tag = offq_tag;
-            else
-                hub_offq_release(c->hw, offq_tag);
-            return 1;
-        }
-    return 0;
-}
-
-int hub_chat_hand_over(hub_conn_t *c, const char *sid, const char *id, const char *sender, const char *text,
-                       int64_t seq, int64_t ts, const char *from, uint64_t offq_tag)
-{
-    sio_socket_t *s = chat_socket(c);
-    if (s == NULL || sid == NULL || id == NULL || sender == NULL || text == NULL)
-        return -1;
-    if (offq_tag != 0 && hub_chat_settle_with_inflight(c, sid, sender, id, offq_tag))
-        return 0;
-    inbound_t *in = buf_xcalloc(1, sizeof(*in));
-    in->c = hub_conn_ref(c);
-    in->next = c->inflight;
-    in->pprev = &c->inflight;
-    if (c->inflight != NULL)
-        c->inflight->pprev = &in->next;
-    c->inflight = in;
-    buf_copy_str(in->sid, sizeof(in->sid), sid);
-    buf_copy_str(in->sender, sizeof(in->sender), sender);
-    buf_copy_str(in->id, sizeof(in->id), id);
-    buf_copy_str(in->from, sizeof(in->from), from != NULL ? from : "");
-    size_t tlen = strlen(text);
-    in->text = buf_xstrndup(text, tlen);
-    in->seq = seq;
-    in->ts = ts;
-    in->offq_tag = offq_tag;
-    /* {"sessionId","id","seq","text","ts"}, written without a JSON tree: every message passes here */
-    buf_t b = BUF_INIT;
-    buf_reserve(&b, 160 + tlen);
-    payload_head(&b, sid, id, seq);
-    buf_append_str(&b, ",\"text\":");
-    buf_append_json_string(&b, text, tlen);
-    buf_append_str(&b, ",\"ts\":");
-    buf_append_u64(&b, (uint64_t)ts);
-    buf_append_char(&b, '}');
-    sio_socket_emit_text(s, "chat:message", b.base, b.len, on_client_receipt, in);
-    buf_free(&b);
-    metrics_inc(c->hw->hub->m.msgs_out);
-    return 0;
-}
-
 /* ---- the end of a session by time ---- */
 
 static void on_session_expired(sio_timer_t *t, void *ud)
@@ -821,7 +629,7 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
     if (sid == NULL)
         return;
     buf_copy_str(c->session_id, sizeof(c->session_id), sid);
-    int64_t now = wall_ms();
+    int64_t now = hub_wall_ms();
     int64_t end = started_ms + (int64_t)c->hw->hub->cfg->chat_session_ttl_s * 1000;
     if (c->session_end == NULL)
         c->session_end = sio_timer_new(c->hw->w, on_session_expired, c);
@@ -829,13 +637,6 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
 }
 
 /* ---- notifications ---- */
-
-/* A message for a guest of this worker (`c`, NULL when not here): to its client, or back with a nack. */
-static void on_note_msg(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
-{
-    if (c == NULL || hub_chat_hand_over(c, n->sid, n->id, n->sender, n->text, n->seq, n->ts, n->from, 0) != 0)
-        send_nack(hw, n->from, n->sid, n->sender, n->id);
-}
 
 /* The outcome of a message this worker sent for `c` (NULL when gone): delivered, or not handed over. */
 static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
@@ -848,10 +649,10 @@ static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note
             queue_offline(pm);
         return;
     }
-    sio_socket_t *s = chat_socket(c);
+    sio_socket_t *s = hub_chat_socket(c);
     if (s != NULL) {
         buf_t b = BUF_INIT;
-        payload_head(&b, n->sid, n->id, n->seq);
+        hub_chat_payload_head(&b, n->sid, n->id, n->seq);
         buf_append_char(&b, '}');
         sio_socket_emit_text(s, "chat:delivered", b.base, b.len, NULL, NULL);
         buf_free(&b);
@@ -860,32 +661,41 @@ static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note
         pending_answer(pm, "delivered", NULL);
 }
 
+/* chat:typing or chat:read for a guest of this worker */
+static void on_note_relayed(hub_conn_t *c, const hub_chat_note_t *n)
+{
+    sio_socket_t *s = hub_chat_socket(c);
+    if (s == NULL)
+        return;
+    buf_t b = BUF_INIT;
+    buf_append_str(&b, "{\"sessionId\":");
+    buf_append_json_string(&b, n->sid, strlen(n->sid));
+    if (n->kind == HUB_NOTE_TYPING) {
+        buf_append_str(&b, n->seq != 0 ? ",\"typing\":true}" : ",\"typing\":false}");
+    } else {
+        buf_append_str(&b, ",\"upToSeq\":");
+        buf_append_u64(&b, (uint64_t)n->seq);
+        buf_append_char(&b, '}');
+    }
+    sio_socket_emit_text(s, n->kind == HUB_NOTE_TYPING ? "chat:typing" : "chat:read", b.base, b.len, NULL, NULL);
+    buf_free(&b);
+}
+
+/* A note for this worker, from the local bus or read from JSON; `c` is its guest's connection, or NULL. */
+static void on_note(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
+{
+    if (n->kind == HUB_NOTE_MSG)
+        hub_chat_on_msg_note(hw, c, n);
+    else if (n->kind == HUB_NOTE_TYPING || n->kind == HUB_NOTE_READ)
+        on_note_relayed(c, n);
+    else
+        on_note_settled(hw, c, n);
+}
+
 void hub_chat_on_note(hub_worker_t *hw, const hub_chat_note_t *n)
 {
     hub_conn_t *c = hub_registry_find(hw, n->g);
-    if (c != NULL && c->root == NULL)
-        c = NULL;
-    if (n->kind == HUB_NOTE_MSG) {
-        on_note_msg(hw, c, n);
-    } else if (n->kind == HUB_NOTE_TYPING || n->kind == HUB_NOTE_READ) {
-        sio_socket_t *s = chat_socket(c);
-        if (s == NULL)
-            return;
-        buf_t b = BUF_INIT;
-        buf_append_str(&b, "{\"sessionId\":");
-        buf_append_json_string(&b, n->sid, strlen(n->sid));
-        if (n->kind == HUB_NOTE_TYPING) {
-            buf_append_str(&b, n->seq != 0 ? ",\"typing\":true}" : ",\"typing\":false}");
-        } else {
-            buf_append_str(&b, ",\"upToSeq\":");
-            buf_append_u64(&b, (uint64_t)n->seq);
-            buf_append_char(&b, '}');
-        }
-        sio_socket_emit_text(s, n->kind == HUB_NOTE_TYPING ? "chat:typing" : "chat:read", b.base, b.len, NULL, NULL);
-        buf_free(&b);
-    } else {
-        on_note_settled(hw, c, n);
-    }
+    on_note(hw, c != NULL && c->root != NULL ? c : NULL, n);
 }
 
 /* A string field of a notification into `out`; 0, or -1 when it is missing or too long. */
@@ -898,47 +708,57 @@ static int note_field(json_t *m, const char *key, char *out, size_t size)
     return 0;
 }
 
+/* A notification of another node's worker, or of chat.lua, as the note it carries; 0, or -1 when it is none. */
+static int note_of_json(json_t *m, const char *type, hub_chat_note_t *n)
+{
+    static const struct {
+        const char *type;
+        char kind;
+    } kinds[] = {{"msg", HUB_NOTE_MSG},
+                 {"delivered", HUB_NOTE_DELIVERED},
+                 {"nack", HUB_NOTE_NACK},
+                 {"typing", HUB_NOTE_TYPING},
+                 {"read", HUB_NOTE_READ}};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && n->kind == 0; i++)
+        if (strcmp(type, kinds[i].type) == 0)
+            n->kind = kinds[i].kind;
+    if (n->kind == 0 || note_field(m, "g", n->g, sizeof(n->g)) != 0 ||
+        note_field(m, "sid", n->sid, sizeof(n->sid)) != 0)
+        return -1;
+    if (n->kind == HUB_NOTE_TYPING) {
+        n->seq = json_is_true(json_object_get(m, "typing"));
+        return 0;
+    }
+    if (n->kind == HUB_NOTE_READ) {
+        n->seq = json_integer_value(json_object_get(m, "upToSeq"));
+        return 0;
+    }
+    if (note_field(m, "id", n->id, sizeof(n->id)) != 0)
+        return -1;
+    n->seq = json_integer_value(json_object_get(m, "seq"));
+    if (n->kind != HUB_NOTE_MSG)
+        return 0;
+    n->ts = json_integer_value(json_object_get(m, "ts"));
+    n->text = (char *)json_string_value(json_object_get(m, "text")); /* borrowed from `m` */
+    note_field(m, "from", n->from, sizeof(n->from));                 /* none: no nack can go back */
+    return note_field(m, "sender", n->sender, sizeof(n->sender));
+}
+
 void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *m)
 {
     const char *sid = json_string_value(json_object_get(m, "sid"));
-    const char *gid = json_string_value(json_object_get(m, "g"));
-    if (sid == NULL || gid == NULL)
+    if (sid == NULL || json_string_value(json_object_get(m, "g")) == NULL)
         return;
-    char kind = strcmp(type, "msg") == 0         ? HUB_NOTE_MSG
-                : strcmp(type, "delivered") == 0 ? HUB_NOTE_DELIVERED
-                : strcmp(type, "nack") == 0      ? HUB_NOTE_NACK
-                                                 : 0;
-    if (kind != 0) { /* from a worker of another node, or from chat.lua */
-        hub_chat_note_t n = {.kind = kind};
-        if (note_field(m, "g", n.g, sizeof(n.g)) != 0 || note_field(m, "sid", n.sid, sizeof(n.sid)) != 0 ||
-            note_field(m, "id", n.id, sizeof(n.id)) != 0)
-            return;
-        n.seq = json_integer_value(json_object_get(m, "seq"));
-        if (kind == HUB_NOTE_MSG) {
-            n.ts = json_integer_value(json_object_get(m, "ts"));
-            n.text = (char *)json_string_value(json_object_get(m, "text"));
-            if (note_field(m, "sender", n.sender, sizeof(n.sender)) != 0)
-                return;
-            note_field(m, "from", n.from, sizeof(n.from)); /* none: no nack can go back */
-            on_note_msg(hw, c, &n);
-        } else {
-            on_note_settled(hw, c, &n);
-        }
+    hub_chat_note_t n = {0};
+    if (note_of_json(m, type, &n) == 0) {
+        on_note(hw, c, &n);
         return;
     }
     if (c == NULL)
         return;
     if (strcmp(type, "queued") == 0) {
-        if (chat_socket(c) != NULL)
+        if (hub_chat_socket(c) != NULL)
             hub_chat_drain_queue(c);
-    } else if (strcmp(type, "typing") == 0) {
-        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "typing", json_object_get(m, "typing"));
-        hub_emit(c, "/chat", "chat:typing", ev);
-        json_decref(ev);
-    } else if (strcmp(type, "read") == 0) {
-        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "upToSeq", json_object_get(m, "upToSeq"));
-        hub_emit(c, "/chat", "chat:read", ev);
-        json_decref(ev);
     } else if (strcmp(type, "left") == 0) {
         if (c->session_end != NULL && strcmp(c->session_id, sid) == 0)
             sio_timer_stop(c->session_end);

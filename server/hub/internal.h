@@ -161,6 +161,14 @@ int hub_bus_index(const hub_t *h, const char *channel);
  * one of this node's, which frees it: 1. Else 0, and the note stays the caller's.
  */
 int hub_bus_send_note(hub_worker_t *hw, const char *channel, hub_chat_note_t *n);
+/** A note (allocated; its text is the caller's to set). */
+hub_chat_note_t *hub_note_new(char kind, const char *g, const char *sid, const char *sender, const char *id,
+                              int64_t seq);
+void hub_note_free(hub_chat_note_t *n);
+/** The note as the JSON notification chat.lua writes (a new string). */
+char *hub_note_json(const hub_chat_note_t *n);
+/** Sends a note to a worker channel: through the local bus, else published in Redis. Takes `n`. */
+void hub_note_send(hub_worker_t *hw, const char *channel, hub_chat_note_t *n);
 
 /* guests.c: namespace / */
 void hub_guests_attach(hub_t *h, sio_server_t *srv);
@@ -186,7 +194,15 @@ void hub_bans_reload(hub_worker_t *hw);
 int hub_bans_cover_ip(hub_worker_t *hw, const char *ip);
 void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len);
 
-/* chatting.c: namespace /chat */
+/* chatting.c: namespace /chat, the sender's side */
+int64_t hub_wall_ms(void);
+/** The connection's /chat socket, or NULL. */
+sio_socket_t *hub_chat_socket(hub_conn_t *c);
+/** Writes {"sessionId":sid,"id":id,"seq":seq, how chat:message and chat:delivered payloads begin. */
+void hub_chat_payload_head(buf_t *b, const char *sid, const char *id, int64_t seq);
+/* receiving.c: namespace /chat, the recipient's side */
+/** A message for a guest of this worker (`c`, NULL when not here): to its client, or back with a nack. */
+void hub_chat_on_msg_note(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n);
 void hub_chat_attach(hub_t *h, sio_server_t *srv);
 void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
 /** A note from a worker of this node (bus.c); the caller frees it. */

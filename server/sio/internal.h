@@ -244,13 +244,19 @@ void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const c
 void eio_drain_worker(sio_worker_t *w);
 void eio_table_free(sio_worker_t *w);
 
-/* ---- http.c ---- */
+/* ---- http.c and server.c ---- */
 
 static inline int srv_is_socketio(const sio_server_t *srv)
 {
     return srv->opt.engine_on_message == NULL;
 }
 
+/** h2o's handler for every request (http.c). */
+int sio_http_on_req(h2o_handler_t *self, h2o_req_t *req);
+/** Answers a request held on this worker (`token`), if it is still there. Takes the body. */
+void sio_complete_local(sio_worker_t *w, uint64_t token, int status, const char *ctype, buf_t *body);
+/** Forgets the requests a stopped worker still holds (their h2o requests are gone with its loop). */
+void sio_held_requests_free(sio_worker_t *w);
 /** Replies to a held request, on whichever worker holds it. Takes the body. */
 void sio_poll_reply(sio_worker_t *from, sio_poll_handle_t h, int status, const char *content_type, buf_t *body);
 void sio_worker_send(sio_worker_t *to, sio_msg_t *msg);
