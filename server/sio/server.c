@@ -235,6 +235,9 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
 
     h2o_config_init(&srv->h2o_config);
     srv->h2o_config.max_request_entity_size = opt->max_payload;
+    /* HTTP/1.1 only: nothing needs HTTP/2 in clear text, and libh2o 2.2's
+     * HTTP/2 has known flood issues (rapid reset) */
+    srv->h2o_config.http1.upgrade_to_http2 = 0;
     /* long-polls are held for up to a ping interval; h2o must not cut them */
     srv->h2o_config.http1.req_timeout = (uint64_t)opt->ping_interval_ms + (uint64_t)opt->ping_timeout_ms + 10000;
     h2o_hostconf_t *host = h2o_config_register_host(&srv->h2o_config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
