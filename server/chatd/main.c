@@ -101,6 +101,7 @@ int main(int argc, char **argv)
         .ping_timeout_ms = cfg.ping_timeout_ms,
         .connect_timeout_ms = cfg.connect_timeout_ms,
         .max_payload = cfg.max_payload,
+        .max_queued = cfg.max_queued,
         .allowed_origins = cfg.allowed_origins,
         .resolve_addr = hub_resolve_addr,
         .resolve_addr_ud = hub,

@@ -259,6 +259,9 @@ int config_load(config_t *cfg, char *err, size_t errlen)
     if (config_int("CHATD_MAX_PAYLOAD", 1000000, 1024, 100000000, &n, err, errlen) != 0)
         goto error;
     cfg->max_payload = (size_t)n;
+    if (config_int("CHATD_MAX_QUEUED_BYTES", 4194304, 65536, 1000000000, &n, err, errlen) != 0)
+        goto error;
+    cfg->max_queued = (size_t)n;
     if (config_int("CHATD_CONNECT_TIMEOUT_MS", 45000, 1, CONFIG_MAX_MS, &n, err, errlen) != 0)
         goto error;
     cfg->connect_timeout_ms = (int)n;
@@ -351,6 +354,7 @@ void config_print_help(FILE *out, const char *argv0)
         {"CHATD_PING_INTERVAL_MS", "Engine.IO ping interval (ms)", "25000"},
         {"CHATD_PING_TIMEOUT_MS", "Engine.IO ping timeout (ms)", "20000"},
         {"CHATD_MAX_PAYLOAD", "Engine.IO max payload (bytes, 1024..100000000)", "1000000"},
+        {"CHATD_MAX_QUEUED_BYTES", "output queued for one connection before it is closed (bytes)", "4194304"},
         {"CHATD_CONNECT_TIMEOUT_MS", "Socket.IO connect timeout (ms)", "45000"},
         {"CHATD_LOG_LEVEL", "debug, info, warn or error", CONFIG_DEFAULT_LOG_LEVEL},
         {"CHATD_TOKEN_TTL_S", "lifetime of a guest token (s)", "86400"},

@@ -25,6 +25,7 @@ typedef struct config {
     int ping_interval_ms;         /* CHATD_PING_INTERVAL_MS, 25000 */
     int ping_timeout_ms;          /* CHATD_PING_TIMEOUT_MS, 20000 */
     size_t max_payload;           /* CHATD_MAX_PAYLOAD, 1000000 */
+    size_t max_queued;            /* CHATD_MAX_QUEUED_BYTES, 4194304 */
     int connect_timeout_ms;       /* CHATD_CONNECT_TIMEOUT_MS, 45000 */
     char *log_level;              /* CHATD_LOG_LEVEL, "info" */
     int token_ttl_s;              /* CHATD_TOKEN_TTL_S, 86400 */

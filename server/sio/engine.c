@@ -171,6 +171,7 @@ static void flush_get(eio_session_t *e)
     buf_t b = e->out;
     e->out = (buf_t)BUF_INIT;
     e->has_get = 0;
+    e->pong_queued = 0;
     sio_poll_reply(e->worker, e->get, 200, "text/plain; charset=UTF-8", &b);
 }
 
@@ -234,10 +235,33 @@ void eio_drain_worker(sio_worker_t *w)
 
 /* ---- sending ---- */
 
+/*
+ * The client reads slower than we write: stop sending and reading and close
+ * it from a zero-delay timeout, not here, because a sender deep in a call
+ * chain must not see its session freed under it.
+ */
+static void session_overflow(eio_session_t *e)
+{
+    sio_worker_t *w = e->worker;
+    e->overflowed = 1;
+    h2o_timeout_unlink(&e->ping_entry);
+    h2o_timeout_link(w->loop, &w->flush_timeout, &e->ping_entry);
+}
+
+static size_t session_queued(const eio_session_t *e)
+{
+    return e->transport == EIO_WEBSOCKET ? (e->ws != NULL ? ws_conn_queued(e->ws) : 0) : e->out.len;
+}
+
 void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void *data, size_t len)
 {
-    if (e->closed)
+    if (e->closed || e->overflowed)
         return;
+    size_t queued = session_queued(e), max = e->worker->srv->opt.max_queued;
+    if (queued > max || len > max - queued) {
+        session_overflow(e);
+        return;
+    }
     metrics_inc(e->worker->srv->m.packets_out);
     if (e->transport == EIO_WEBSOCKET) {
         if (e->ws == NULL)
@@ -251,6 +275,8 @@ void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void 
         return;
     }
     eio_payload_append(&e->out, type, binary, data, len);
+    if (type == EIO_PONG)
+        e->pong_queued = 1;
     flush_get(e);
 }
 
@@ -265,6 +291,11 @@ static void on_ping_timer(h2o_timeout_entry_t *entry)
 {
     eio_session_t *e = H2O_STRUCT_FROM_MEMBER(eio_session_t, ping_entry, entry);
     sio_worker_t *w = e->worker;
+    if (e->overflowed) {
+        metrics_inc(w->srv->m.slow_readers);
+        eio_session_close(e, 1008, "output queue full");
+        return;
+    }
     if (e->awaiting_pong) {
         metrics_inc(w->srv->m.zombies);
         eio_session_close(e, 1006, "ping timeout");
@@ -289,13 +320,17 @@ static void on_pong(eio_session_t *e)
 static void handle_packet(eio_session_t *e, eio_type_t type, int binary, const uint8_t *data, size_t len)
 {
     sio_server_t *srv = e->worker->srv;
+    if (e->overflowed)
+        return; /* closing: read nothing more from a client that does not read */
     metrics_inc(srv->m.packets_in);
     switch (type) {
     case EIO_PONG:
         on_pong(e);
         break;
     case EIO_PING:
-        eio_session_send(e, EIO_PONG, 0, data, len);
+        /* one pong answers every ping it waits behind: replies never pile up */
+        if (!e->pong_queued)
+            eio_session_send(e, EIO_PONG, 0, data, len);
         break;
     case EIO_MESSAGE:
         if (srv->opt.engine_on_message != NULL)

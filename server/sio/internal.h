@@ -53,7 +53,7 @@ typedef struct sio_metrics {
     metrics_value_t *closed[SIO_CLOSE_CODES];
     metrics_value_t *open_polling, *open_websocket;
     metrics_value_t *handoff_poll, *handoff_ws;
-    metrics_value_t *packets_in, *packets_out, *zombies, *handshakes, *bad_requests, *forbidden;
+    metrics_value_t *packets_in, *packets_out, *zombies, *slow_readers, *handshakes, *bad_requests, *forbidden;
 } sio_metrics_t;
 
 typedef struct sio_api_route {
@@ -215,6 +215,8 @@ struct eio_session {
     int closed;
     int upgraded_probe; /* the probe WebSocket answered "2probe" */
     int awaiting_pong;
+    int overflowed;  /* more than max_queued waits for the client: closed on the next tick */
+    int pong_queued; /* polling: a pong waits for a GET; more pings add none */
     int zombie;
     int client_closed;   /* the client sent close: its pending poll ends with a noop */
     unsigned refs;       /* kept alive while a callback into it runs */

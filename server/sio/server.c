@@ -185,6 +185,8 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
     srv->path = buf_xstrndup(opt->path, strlen(opt->path));
     srv->opt.path = srv->path;
     srv->opt.host = NULL;
+    if (srv->opt.max_queued == 0)
+        srv->opt.max_queued = 4194304;
     srv->nworkers = opt->workers;
     srv->opt.host = buf_xstrndup(opt->host ? opt->host : "0.0.0.0", strlen(opt->host ? opt->host : "0.0.0.0"));
     if (opt->allowed_origins != NULL && opt->allowed_origins[0] != '\0') {
@@ -223,6 +225,8 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
     m->packets_in = metrics_counter("chatd_packets_in_total", NULL, "Engine.IO packets received");
     m->packets_out = metrics_counter("chatd_packets_out_total", NULL, "Engine.IO packets sent");
     m->zombies = metrics_counter("chatd_zombie_reaps_total", NULL, "Connections closed for not answering pings");
+    m->slow_readers = metrics_counter("chatd_slow_reader_closes_total", NULL,
+                                      "Connections closed because more than CHATD_MAX_QUEUED_BYTES waited for them");
     m->handshakes = metrics_counter("chatd_handshakes_total", NULL, "Engine.IO sessions opened");
     m->bad_requests = metrics_counter("chatd_http_bad_requests_total", NULL, "Engine.IO requests refused with 400");
     for (int code = 1000; code < 1000 + SIO_CLOSE_CODES; code++) {

@@ -94,6 +94,7 @@ typedef struct sio_options {
     int ping_timeout_ms;         /* time a client has to answer a ping */
     int connect_timeout_ms;      /* time to send a Socket.IO CONNECT */
     size_t max_payload;          /* largest message / polling body */
+    size_t max_queued;           /* output queued for one connection before it is closed; 0: 4 MiB */
     const char *allowed_origins; /* comma-separated Origin values; NULL: any */
     /* When set, decides the client address of a new session from the direct
      * peer and the X-Forwarded-For header (NULL when absent); writes it into

@@ -27,6 +27,11 @@ struct ws_conn {
     int in_callback; /* free later: a callback is running */
     int dead;        /* the socket is closed; free when the callback returns */
     int close_code;
+    /* the answer to the latest ping, sent with the next write: a peer that
+     * pings and never reads gets one pong, not a pile (RFC 6455 5.5.3) */
+    uint8_t pong[125];
+    uint8_t pong_len;
+    int pong_due;
 };
 
 static void ws_on_read(h2o_socket_t *sock, const char *err);
@@ -125,16 +130,27 @@ static void ws_on_write(h2o_socket_t *sock, const char *err)
         ws_die(ws, 1006, 1);
         return;
     }
-    if (ws->out.len != 0) {
+    if (ws->out.len != 0 || ws->pong_due) {
         ws_flush(ws);
     } else if (ws->closing) {
         ws_die(ws, ws->close_code, 0);
     }
 }
 
+size_t ws_conn_queued(const ws_conn_t *ws)
+{
+    return ws->out.len + ws->inflight.len;
+}
+
 static void ws_flush(ws_conn_t *ws)
 {
-    if (ws->dead || h2o_socket_is_writing(ws->sock) || ws->out.len == 0)
+    if (ws->dead || h2o_socket_is_writing(ws->sock))
+        return;
+    if (ws->pong_due && !ws->closing) {
+        ws->pong_due = 0;
+        ws_append_frame(&ws->out, WS_OP_PONG, ws->pong, ws->pong_len, NULL, 0);
+    }
+    if (ws->out.len == 0)
         return;
     buf_t tmp = ws->inflight;
     ws->inflight = ws->out;
@@ -255,7 +271,9 @@ static int ws_parse(ws_conn_t *ws)
             return -1;
         }
         if (opcode == WS_OP_PING) {
-            ws_append_frame(&ws->out, WS_OP_PONG, payload, (size_t)len, NULL, 0);
+            memcpy(ws->pong, payload, (size_t)len); /* len <= 125: checked above */
+            ws->pong_len = (uint8_t)len;
+            ws->pong_due = 1;
             h2o_buffer_consume(&ws->sock->input, consumed);
             ws_flush(ws);
             continue;

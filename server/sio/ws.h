@@ -34,6 +34,9 @@ void ws_conn_start(ws_conn_t *ws);
 /** Queues one message made of two parts (either may be empty); the frame leaves at the next flush. */
 void ws_conn_send(ws_conn_t *ws, int binary, const void *a, size_t alen, const void *b, size_t blen);
 
+/** Bytes of frames waiting for the peer to read them (queued and being written). Never fails. */
+size_t ws_conn_queued(const ws_conn_t *ws);
+
 /**
  * Sends a close frame with `code` and closes the socket once it is written.
  * on_close is not called for a close started here. Safe inside callbacks;
