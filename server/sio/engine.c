@@ -495,6 +495,10 @@ static void probe_on_message(eio_session_t *e, ws_conn_t *ws, int binary, uint8_
     if (!binary && len == 6 && memcmp(data, "2probe", 6) == 0) {
         char pong[] = "3probe";
         ws_conn_send(ws, 0, pong, 6, NULL, 0);
+        /* before the answer to a poll the client sent just after the probe,
+         * which may be handled in this same turn: the reference server's
+         * order, which the client sees */
+        ws_conn_flush_now(ws);
         e->upgraded_probe = 1;
         /* As the reference server: a held poll ends with a noop shortly,
          * unless the client completes the upgrade first (then it gets 400). */

@@ -388,10 +388,9 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
                 send_eio_error(w, req, 400, 1, "Session ID unknown");
                 return 0;
             }
-            if (e->transport != EIO_POLLING || e->probe_ws != NULL) {
-                send_eio_error(w, req, 400, 3, "Bad request");
-                return 0;
-            }
+            /* an upgraded or upgrading session: like the reference server,
+             * the second WebSocket opens and is closed (eio_accept_ws), which
+             * strict clients see as a close, not as a failed handshake */
         }
         upgrade_to_ws(w, req, key, sid[0] ? sid : NULL, owner);
         return 0;

@@ -1,28 +1,26 @@
 /*
  * RFC 6455 server framing. Incoming frames are unmasked in place in the
- * socket's input buffer; only fragmented messages are copied, into `frag`.
+ * socket's input buffer (ws_frame.c); only fragmented messages are copied.
  * Outgoing frames accumulate in `out` over a loop turn (sio_flush_later) and
  * while a write is in flight, and leave together.
  */
 #include "ws.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "../buf/buf.h"
 #include "internal.h"
-
-enum { WS_OP_CONT = 0, WS_OP_TEXT = 1, WS_OP_BINARY = 2, WS_OP_CLOSE = 8, WS_OP_PING = 9, WS_OP_PONG = 10 };
+#include "ws_frame.h"
 
 struct ws_conn {
     sio_flush_t flush; /* first: the flush finds the connection from it */
     h2o_socket_t *sock;
-    size_t max_payload;
+    ws_reader_t rd;
     ws_callbacks_t cb;
     void *data;
-    buf_t out;      /* frames waiting for the current write to finish */
-    buf_t inflight; /* frames being written */
-    buf_t frag;     /* a fragmented message being assembled */
-    int frag_opcode;
+    buf_t out;       /* frames waiting for the current write to finish */
+    buf_t inflight;  /* frames being written */
     int closing;     /* a close frame is queued: no more frames, no more reads */
     int in_callback; /* free later: a callback is running */
     int dead;        /* the socket is closed; free when the callback returns */
@@ -49,7 +47,7 @@ static void ws_destroy(ws_conn_t *ws)
         h2o_socket_close(ws->sock);
     buf_free(&ws->out);
     buf_free(&ws->inflight);
-    buf_free(&ws->frag);
+    ws_reader_free(&ws->rd);
     free(ws);
 }
 
@@ -70,7 +68,7 @@ ws_conn_t *ws_conn_new(h2o_socket_t *sock, size_t max_payload, const ws_callback
     ws_conn_t *ws = buf_xcalloc(1, sizeof(*ws));
     ws->flush.run = ws_flush_deferred;
     ws->sock = sock;
-    ws->max_payload = max_payload;
+    ws_reader_init(&ws->rd, max_payload);
     ws->cb = *cb;
     ws->data = data;
     sock->data = ws;
@@ -96,6 +94,8 @@ void ws_conn_set_data(ws_conn_t *ws, void *data)
 
 static void ws_append_frame(buf_t *out, int opcode, const void *a, size_t alen, const void *b, size_t blen)
 {
+    if (alen > SIZE_MAX - 10 || blen > SIZE_MAX - 10 - alen)
+        abort(); /* no message of ours comes near; the sum must not wrap */
     size_t len = alen + blen;
     uint8_t hdr[10];
     size_t hlen;
@@ -167,13 +167,22 @@ void ws_conn_send(ws_conn_t *ws, int binary, const void *a, size_t alen, const v
     sio_flush_later(&ws->flush); /* with whatever else this turn sends it */
 }
 
+void ws_conn_flush_now(ws_conn_t *ws)
+{
+    sio_flush_cancel(&ws->flush);
+    ws_flush(ws);
+}
+
 void ws_conn_close(ws_conn_t *ws, int code)
 {
     if (ws->closing || ws->dead)
         return;
     ws->closing = 1;
     ws->close_code = code;
-    uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    /* 1006 "ping timeout" and the like are names for metrics; RFC 6455
+     * 7.4.1 forbids them in a frame, and strict clients fail on them */
+    int wire = ws_close_code_valid(code) ? code : 1000;
+    uint8_t payload[2] = {(uint8_t)(wire >> 8), (uint8_t)wire};
     ws_append_frame(&ws->out, WS_OP_CLOSE, payload, 2, NULL, 0);
     h2o_socket_read_stop(ws->sock);
     if (h2o_socket_is_writing(ws->sock))
@@ -200,8 +209,23 @@ static void ws_deliver(ws_conn_t *ws, int opcode, uint8_t *data, size_t len)
     ws->in_callback--;
 }
 
+/* A Close frame from the peer: answer it (RFC 6455 5.5.1) and stop. */
+static void ws_on_peer_close(ws_conn_t *ws, const ws_event_t *ev)
+{
+    int code = ev->len >= 2 ? (ev->data[0] << 8) | ev->data[1] : 1005;
+    int reply = ws_close_reply(ev->data, ev->len);
+    h2o_buffer_consume(&ws->sock->input, ev->consumed);
+    ws_callbacks_t cb = ws->cb;
+    ws_conn_close(ws, reply);
+    if (cb.on_close != NULL) {
+        ws->in_callback++;
+        cb.on_close(ws, code);
+        ws->in_callback--;
+    }
+}
+
 /*
- * Parses as many complete frames as the input holds. Returns 0 to go on
+ * Handles as many complete frames as the input holds. Returns 0 to go on
  * reading, -1 when the connection is closing or dead.
  */
 static int ws_parse(ws_conn_t *ws)
@@ -209,110 +233,37 @@ static int ws_parse(ws_conn_t *ws)
     while (!ws->closing && !ws->dead) {
         /* re-read every turn: consuming the last byte replaces the buffer */
         h2o_buffer_t *in = ws->sock->input;
-        uint8_t *p = (uint8_t *)in->bytes;
-        size_t avail = in->size;
-        if (avail < 2)
+        ws_event_t ev;
+        int rc = ws_reader_next(&ws->rd, (uint8_t *)in->bytes, in->size, &ev);
+        if (rc == 0)
             return 0;
-        int fin = p[0] & 0x80, opcode = p[0] & 0x0f, masked = p[1] & 0x80;
-        uint64_t len = p[1] & 0x7f;
-        size_t hlen = 2;
-        if ((p[0] & 0x70) != 0 || !masked) {
-            ws_fail(ws, 1002);
+        if (rc < 0) {
+            ws_fail(ws, -rc);
             return -1;
         }
-        if (len == 126) {
-            if (avail < 4)
-                return 0;
-            len = ((uint64_t)p[2] << 8) | p[3];
-            hlen = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                return 0;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = (len << 8) | p[2 + i];
-            hlen = 10;
-        }
-        int control = opcode >= 8;
-        if (control && (!fin || len > 125)) {
-            ws_fail(ws, 1002);
+        switch (ev.opcode) {
+        case WS_OP_CLOSE:
+            ws_on_peer_close(ws, &ev);
             return -1;
-        }
-        if (!control && opcode != WS_OP_CONT && opcode != WS_OP_TEXT && opcode != WS_OP_BINARY) {
-            ws_fail(ws, 1002);
-            return -1;
-        }
-        if (control && opcode != WS_OP_CLOSE && opcode != WS_OP_PING && opcode != WS_OP_PONG) {
-            ws_fail(ws, 1002);
-            return -1;
-        }
-        if (!control && len + (opcode == WS_OP_CONT ? ws->frag.len : 0) > ws->max_payload) {
-            ws_fail(ws, 1009);
-            return -1;
-        }
-        if (avail < hlen + 4 + len)
-            return 0;
-        uint8_t *mask = p + hlen, *payload = p + hlen + 4;
-        for (uint64_t i = 0; i < len; i++)
-            payload[i] ^= mask[i & 3];
-        size_t consumed = hlen + 4 + (size_t)len;
-
-        if (opcode == WS_OP_CLOSE) {
-            int code = len >= 2 ? (payload[0] << 8) | payload[1] : 1005;
-            h2o_buffer_consume(&ws->sock->input, consumed);
-            ws_callbacks_t cb = ws->cb;
-            /* echo the close, as RFC 6455 5.5.1 asks */
-            ws_conn_close(ws, code == 1005 ? 1000 : code);
-            if (cb.on_close != NULL) {
-                ws->in_callback++;
-                cb.on_close(ws, code);
-                ws->in_callback--;
-            }
-            return -1;
-        }
-        if (opcode == WS_OP_PING) {
-            memcpy(ws->pong, payload, (size_t)len); /* len <= 125: checked above */
-            ws->pong_len = (uint8_t)len;
+        case WS_OP_PING:
+            memcpy(ws->pong, ev.data, ev.len); /* <= 125: the reader checks */
+            ws->pong_len = (uint8_t)ev.len;
             ws->pong_due = 1;
-            h2o_buffer_consume(&ws->sock->input, consumed);
+            h2o_buffer_consume(&ws->sock->input, ev.consumed);
             ws_flush(ws);
-            continue;
-        }
-        if (opcode == WS_OP_PONG) {
-            h2o_buffer_consume(&ws->sock->input, consumed);
-            continue;
-        }
-        if (opcode == WS_OP_CONT) {
-            if (ws->frag_opcode == 0) {
-                ws_fail(ws, 1002);
+            break;
+        case WS_OP_PONG:
+        case WS_OP_CONT:
+            h2o_buffer_consume(&ws->sock->input, ev.consumed);
+            break;
+        default:
+            /* the callback may close us, and the message may lie in the
+             * input: consume only after it returns */
+            ws_deliver(ws, ev.opcode, ev.data, ev.len);
+            if (ws->dead)
                 return -1;
-            }
-            buf_append(&ws->frag, payload, (size_t)len);
-            h2o_buffer_consume(&ws->sock->input, consumed);
-            if (fin) {
-                int op = ws->frag_opcode;
-                ws->frag_opcode = 0;
-                ws_deliver(ws, op, (uint8_t *)ws->frag.base, ws->frag.len);
-                buf_reset(&ws->frag);
-            }
-            continue;
+            h2o_buffer_consume(&ws->sock->input, ev.consumed);
         }
-        if (ws->frag_opcode != 0) {
-            ws_fail(ws, 1002);
-            return -1;
-        }
-        if (!fin) {
-            ws->frag_opcode = opcode;
-            buf_append(&ws->frag, payload, (size_t)len);
-            h2o_buffer_consume(&ws->sock->input, consumed);
-            continue;
-        }
-        /* The common case: one whole frame, handed over in place. The
-         * callback may close us, so the input is consumed only after. */
-        ws_deliver(ws, opcode, payload, (size_t)len);
-        if (ws->dead)
-            return -1;
-        h2o_buffer_consume(&ws->sock->input, consumed);
     }
     return -1;
 }

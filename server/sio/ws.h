@@ -34,6 +34,13 @@ void ws_conn_start(ws_conn_t *ws);
 /** Queues one message made of two parts (either may be empty); the frame leaves at the next flush. */
 void ws_conn_send(ws_conn_t *ws, int binary, const void *a, size_t alen, const void *b, size_t blen);
 
+/**
+ * Writes what is queued now rather than at the end of the loop turn, for a
+ * reply that must leave before what other connections answer in the same
+ * turn. Never fails.
+ */
+void ws_conn_flush_now(ws_conn_t *ws);
+
 /** Bytes of frames waiting for the peer to read them (queued and being written). Never fails. */
 size_t ws_conn_queued(const ws_conn_t *ws);
 
