@@ -42,6 +42,7 @@ const CHAT_S = QUICK ? 3 : 10;
 // in the node's own throw-away folder (startChatd's cwd).
 const CHATD_ENV = {
   CHAT_RATE_GUEST: "0/1", CHAT_RATE_IP: "0/1", MATCH_RATE_GUEST: "0/1", MATCH_RATE_IP: "0/1",
+  CHATD_MAX_CONN_PER_IP: "0", CHATD_HANDSHAKE_RATE_IP: "0/1", GUEST_RATE_IP: "0/1",
   CHATD_WORKERS: "2", HISTORY_URL: "sqlite:history.db", CHATD_LOG_LEVEL: "warn",
 };
 const PEER_WORKERS = 2;

@@ -105,6 +105,7 @@ int main(int argc, char **argv)
         .allowed_origins = cfg.allowed_origins,
         .resolve_addr = hub_resolve_addr,
         .resolve_addr_ud = hub,
+        .ip_limits = hub_ip_limits(hub),
     };
     srv = sio_server_new(&opt, err, sizeof(err));
     if (srv == NULL) {

@@ -262,6 +262,15 @@ int config_load(config_t *cfg, char *err, size_t errlen)
     if (config_int("CHATD_MAX_QUEUED_BYTES", 4194304, 65536, 1000000000, &n, err, errlen) != 0)
         goto error;
     cfg->max_queued = (size_t)n;
+    if (config_int("CHATD_MAX_CONN_PER_IP", 256, 0, 1000000, &n, err, errlen) != 0)
+        goto error;
+    cfg->max_conn_per_ip = (int)n;
+    if (config_int("CHATD_MAX_CONN_PER_GUEST", 8, 0, 1000000, &n, err, errlen) != 0)
+        goto error;
+    cfg->max_conn_per_guest = (int)n;
+    if (config_list("CHATD_HANDSHAKE_RATE_IP", "60/10", '/', 2, cfg->handshake_rate_ip, err, errlen) != 0 ||
+        config_list("GUEST_RATE_IP", "30/60", '/', 2, cfg->guest_rate_ip, err, errlen) != 0)
+        goto error;
     if (config_int("CHATD_CONNECT_TIMEOUT_MS", 45000, 1, CONFIG_MAX_MS, &n, err, errlen) != 0)
         goto error;
     cfg->connect_timeout_ms = (int)n;
@@ -355,6 +364,11 @@ void config_print_help(FILE *out, const char *argv0)
         {"CHATD_PING_TIMEOUT_MS", "Engine.IO ping timeout (ms)", "20000"},
         {"CHATD_MAX_PAYLOAD", "Engine.IO max payload (bytes, 1024..100000000)", "1000000"},
         {"CHATD_MAX_QUEUED_BYTES", "output queued for one connection before it is closed (bytes)", "4194304"},
+        {"CHATD_MAX_CONN_PER_IP", "open Engine.IO sessions per client address (0: no bound)", "256"},
+        {"CHATD_HANDSHAKE_RATE_IP", "new Engine.IO sessions per client address: count/seconds (0/1: no bound)",
+         "60/10"},
+        {"GUEST_RATE_IP", "new guest identities per client address: count/seconds (0/1: no bound)", "30/60"},
+        {"CHATD_MAX_CONN_PER_GUEST", "connections of one guest identity at once (0: no bound)", "8"},
         {"CHATD_CONNECT_TIMEOUT_MS", "Socket.IO connect timeout (ms)", "45000"},
         {"CHATD_LOG_LEVEL", "debug, info, warn or error", CONFIG_DEFAULT_LOG_LEVEL},
         {"CHATD_TOKEN_TTL_S", "lifetime of a guest token (s)", "86400"},
@@ -364,7 +378,7 @@ void config_print_help(FILE *out, const char *argv0)
         {"MATCH_RATE_GUEST", "match requests per guest: count/seconds (0/.. disables)", "10/60"},
         {"MATCH_RATE_IP", "match requests per client IP: count/seconds (0/.. disables)", "60/60"},
         {"CHAT_RATE_GUEST", "chat messages per guest: count/seconds (0/.. disables)", "30/10"},
-        {"CHAT_RATE_IP", "chat messages per client IP and worker: count/seconds", "200/10"},
+        {"CHAT_RATE_IP", "chat messages per client IP and node: count/seconds", "200/10"},
         {"CHAT_TYPING_RATE", "typing events per guest: count/seconds", "20/10"},
         {"CHAT_SESSION_TTL_S", "a chat session ends (expired) this long after it began (s)", "86400"},
         {"CHAT_DELIVERY_TIMEOUT_MS", "time for a recipient's receipt before a message is queued (ms)", "3000"},

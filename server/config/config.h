@@ -26,6 +26,10 @@ typedef struct config {
     int ping_timeout_ms;          /* CHATD_PING_TIMEOUT_MS, 20000 */
     size_t max_payload;           /* CHATD_MAX_PAYLOAD, 1000000 */
     size_t max_queued;            /* CHATD_MAX_QUEUED_BYTES, 4194304 */
+    int max_conn_per_ip;          /* CHATD_MAX_CONN_PER_IP open Engine.IO sessions per address, 256; 0: no bound */
+    int handshake_rate_ip[2];     /* CHATD_HANDSHAKE_RATE_IP new sessions per address, "60/10"; 0/x: no bound */
+    int guest_rate_ip[2];         /* GUEST_RATE_IP new guests per address, "30/60"; 0/x: no bound */
+    int max_conn_per_guest;       /* CHATD_MAX_CONN_PER_GUEST connections of one guest, 8; 0: no bound */
     int connect_timeout_ms;       /* CHATD_CONNECT_TIMEOUT_MS, 45000 */
     char *log_level;              /* CHATD_LOG_LEVEL, "info" */
     int token_ttl_s;              /* CHATD_TOKEN_TTL_S, 86400 */

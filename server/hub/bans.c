@@ -86,13 +86,20 @@ void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len)
         json_decref(m);
         return;
     }
-    /* collect first: closing a connection changes the registry */
-    hub_conn_t *hit[256];
-    size_t n = 0;
-    for (size_t b = 0; b < HUB_REGISTRY_BUCKETS && n < 256; b++)
-        for (hub_conn_t *c = hw->registry[b]; c != NULL && n < 256; c = c->hnext)
-            if (c->root != NULL && covers(c, gid, ip))
-                hit[n++] = hub_conn_ref(c);
+    /* collect first: closing a connection changes the registry; every
+     * match, however many a worker holds */
+    hub_conn_t **hit = NULL;
+    size_t n = 0, cap = 0;
+    for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
+        for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext) {
+            if (c->root == NULL || !covers(c, gid, ip))
+                continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                hit = buf_xrealloc(hit, cap * sizeof(*hit));
+            }
+            hit[n++] = hub_conn_ref(c);
+        }
     for (size_t i = 0; i < n; i++) {
         if (hit[i]->root != NULL) {
             metrics_inc(hw->hub->m.banned);
@@ -100,6 +107,7 @@ void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len)
         }
         hub_conn_unref(hit[i]);
     }
+    free(hit);
     if (n > 0)
         log_info("banned connections closed", json_pack("{s:i}", "count", (int)n));
     json_decref(m);

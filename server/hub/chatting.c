@@ -59,19 +59,6 @@ static int bucket_take(hub_bucket_t *b, const int rate[2], uint64_t now_ms)
     return 1;
 }
 
-static hub_bucket_t *ip_bucket(hub_worker_t *hw, const char *ip)
-{
-    uint32_t h = 2166136261u;
-    for (const char *p = ip; *p; p++)
-        h = (h ^ (uint8_t)*p) * 16777619u;
-    hub_ip_bucket_t *slot = &hw->ip_buckets[h % HUB_IP_BUCKETS];
-    if (strcmp(slot->ip, ip) != 0) { /* a new address takes the slot over with a full bucket */
-        buf_copy_str(slot->ip, sizeof(slot->ip), ip);
-        memset(&slot->b, 0, sizeof(slot->b));
-    }
-    return &slot->b;
-}
-
 /* ---- pending messages (at the origin): the table is in pending.c ---- */
 
 static void pending_free(pending_msg_t *m)
@@ -420,7 +407,7 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     } else {
         uint64_t now = sio_worker_now(c->hw->w);
         if (!bucket_take(&c->msg_bucket, h->cfg->chat_rate_guest, now) ||
-            !bucket_take(ip_bucket(c->hw, c->ip), h->cfg->chat_rate_ip, now)) {
+            !limits_take(h->ip_limits, c->ip, LIMITS_CHAT, limits_now_ms())) {
             problem = "rate_limited";
             metrics_inc(h->m.chat_rate_limited);
         }

@@ -155,23 +155,37 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
         reject(s, "banned");
         return;
     }
+    const char *token = json_string_value(json_object_get(auth, "token"));
+    char gid[GUEST_ID_LEN + 1];
+    int64_t exp = 0;
+    int resumed = token != NULL && guest_token_verify(&h->secret, token, now_unix(), gid, &exp) == 0;
+    if (!resumed && json_object_get(auth, "token") != NULL)
+        metrics_inc(h->m.auth_failures);
+    uint64_t now = limits_now_ms();
+    if (!resumed && !limits_take(h->ip_limits, sio_socket_remote_addr(s), LIMITS_GUEST, now)) {
+        limits_count_refusal(LIMITS_GUEST_IP);
+        reject(s, "rate_limited");
+        return;
+    }
+    if (!resumed)
+        guest_new_id(gid);
+    int slot = limits_acquire(h->guest_limits, gid, now);
+    if (slot == LIMITS_REFUSED) {
+        limits_count_refusal(LIMITS_CONN_GUEST);
+        reject(s, "rate_limited");
+        return;
+    }
     hub_conn_t *c = buf_xcalloc(1, sizeof(*c));
     c->refs = 1; /* the socket's */
+    c->guest_slot = slot;
+    c->resumed = resumed;
+    memcpy(c->gid, gid, sizeof(gid));
     c->waiting_level = -1;
     c->hw = hw;
     c->root = s;
     snprintf(c->ip, sizeof(c->ip), "%s", sio_socket_remote_addr(s));
     snprintf(c->conn_id, sizeof(c->conn_id), "%s:%d:%llu", h->cfg->node_id, hw->index,
              (unsigned long long)++hw->next_conn);
-    const char *token = json_string_value(json_object_get(auth, "token"));
-    int64_t exp = 0;
-    if (token != NULL && guest_token_verify(&h->secret, token, now_unix(), c->gid, &exp) == 0) {
-        c->resumed = 1;
-    } else {
-        if (json_object_get(auth, "token") != NULL)
-            metrics_inc(h->m.auth_failures);
-        guest_new_id(c->gid);
-    }
     geo_lookup_ip(h->geo, c->ip, &c->place);
     apply_location(c, json_object_get(auth, "location"));
     sio_socket_set_data(s, c);

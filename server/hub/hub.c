@@ -45,6 +45,18 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
     }
     if (redis_target_parse(cfg->redis_url, &h->redis, err, errlen) != 0)
         goto Error;
+    limits_config_t ipl = {
+        .name = "ip", .max_entries = LIMITS_DEFAULT_ENTRIES, .max_conns = (unsigned)cfg->max_conn_per_ip};
+    ipl.rate[LIMITS_HANDSHAKE][0] = cfg->handshake_rate_ip[0];
+    ipl.rate[LIMITS_HANDSHAKE][1] = cfg->handshake_rate_ip[1];
+    ipl.rate[LIMITS_GUEST][0] = cfg->guest_rate_ip[0];
+    ipl.rate[LIMITS_GUEST][1] = cfg->guest_rate_ip[1];
+    ipl.rate[LIMITS_CHAT][0] = cfg->chat_rate_ip[0];
+    ipl.rate[LIMITS_CHAT][1] = cfg->chat_rate_ip[1];
+    h->ip_limits = limits_new(&ipl);
+    limits_config_t gl = {
+        .name = "guest", .max_entries = LIMITS_DEFAULT_ENTRIES, .max_conns = (unsigned)cfg->max_conn_per_guest};
+    h->guest_limits = limits_new(&gl);
     h->match = (match_config_t){
         .nearby_km = cfg->match_nearby_km,
         .proposal_ms = cfg->match_proposal_ms,
@@ -116,7 +128,14 @@ void hub_free(hub_t *h)
     hist_close(h->history, 2000); /* what is queued gets two seconds to be stored */
     geo_db_close(h->geo);
     geo_proxies_free(h->proxies);
+    limits_free(h->ip_limits);
+    limits_free(h->guest_limits);
     free(h);
+}
+
+limits_t *hub_ip_limits(hub_t *h)
+{
+    return h->ip_limits;
 }
 
 void hub_resolve_addr(void *hub, const char *peer, const char *xff, char *out, size_t outlen)
@@ -141,6 +160,7 @@ void hub_conn_unref(hub_conn_t *c)
     sio_timer_free(c->proposal);
     sio_timer_free(c->proposing);
     sio_timer_free(c->session_end);
+    limits_release(c->hw->hub->guest_limits, c->guest_slot);
     free(c);
 }
 

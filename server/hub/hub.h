@@ -35,6 +35,9 @@ struct hist *hub_history(hub_t *h);
 const struct redis_target *hub_redis_target(const hub_t *h);
 const void *hub_secret(const hub_t *h, size_t *len);
 
+/** The node's per-address bounds, for the Socket.IO server's new sessions (sio_options_t.ip_limits). */
+struct limits *hub_ip_limits(hub_t *h);
+
 /** Brings the gauges that are read rather than counted (history backlog) up to date; before /metrics renders. */
 void hub_metrics_refresh(hub_t *h);
 

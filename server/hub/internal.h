@@ -10,6 +10,7 @@
 #include "../../matcher/matcher.h"
 #include "../guest/guest.h"
 #include "../history/history.h"
+#include "../limits/limits.h"
 #include "../metrics/metrics.h"
 #include "../redis/redis.h"
 #include "hub.h"
@@ -17,18 +18,11 @@
 #define HUB_MAX_WORKERS 256
 #define HUB_MAX_ID_LEN 64 /* a client message id (protocol.md §5) */
 #define HUB_REGISTRY_BUCKETS 4096
-#define HUB_IP_BUCKETS 1024
-
 /* A token bucket (rates are "count per seconds" pairs from the configuration). */
 typedef struct hub_bucket {
     double tokens;
     uint64_t at_ms; /* 0: never used, full */
 } hub_bucket_t;
-
-typedef struct hub_ip_bucket {
-    char ip[64];
-    hub_bucket_t b;
-} hub_ip_bucket_t;
 
 typedef struct hub_worker hub_worker_t;
 
@@ -45,6 +39,9 @@ struct hub {
     guest_secret_t secret;
     geo_db_t *geo;
     geo_proxies_t *proxies;
+    /* per client address: sessions (sio), new guests, chat messages; per
+     * guest: connections. Bounded tables shared by the node's workers. */
+    limits_t *ip_limits, *guest_limits;
     redis_target_t redis;
     match_config_t match;
     hub_metrics_t m;
@@ -74,6 +71,7 @@ typedef struct hub_conn {
     char ip[64];
     int64_t expires;
     int resumed;
+    int guest_slot; /* in hub.guest_limits, or LIMITS_UNCOUNTED */
     geo_place_t place;
     /* matching */
     sio_timer_t *widen;
@@ -110,8 +108,7 @@ struct hub_worker {
     /* messages this worker sent and has not answered, hashed by key (pending.c) */
     struct pending_msg **pending;
     size_t pending_buckets, pending_count;
-    int sends_waiting; /* chat:message calls to Redis not answered yet */
-    hub_ip_bucket_t ip_buckets[HUB_IP_BUCKETS];
+    int sends_waiting;           /* chat:message calls to Redis not answered yet */
     geo_proxies_t *banned_cidrs; /* networks banned by moderators */
 };
 

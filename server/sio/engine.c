@@ -114,10 +114,11 @@ static void gen_sid(sio_worker_t *w, char *sid)
     sid[SIO_SID_LEN] = '\0';
 }
 
-eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const char *addr)
+eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const char *addr, int ip_slot)
 {
     eio_session_t *e = buf_xcalloc(1, sizeof(*e));
     e->worker = w;
+    e->ip_slot = ip_slot;
     e->transport = transport;
     e->refs = 1;
     do
@@ -145,14 +146,11 @@ static void append_open(eio_session_t *e, buf_t *out, int can_upgrade)
 
 static void closed_metric(sio_worker_t *w, int code)
 {
-    if (code >= 1000 && code < 1000 + SIO_CLOSE_CODES) {
+    /* a label from a fixed set: a client chooses the codes it sends */
+    if (code >= 1000 && code < 1000 + SIO_CLOSE_CODES)
         metrics_inc(w->srv->m.closed[code - 1000]);
-        return;
-    }
-    char labels[32];
-    snprintf(labels, sizeof(labels), "code=\"%d\"", code);
-    metrics_inc(
-        metrics_counter("chatd_connections_closed_total", labels, "Engine.IO connections closed, by close code"));
+    else
+        metrics_inc(w->srv->m.closed_other);
 }
 
 static void reply_get(eio_session_t *e, const char *body, size_t len)
@@ -192,6 +190,8 @@ void eio_session_close(eio_session_t *e, int code, const char *reason)
     if (h2o_timeout_is_linked(&e->noop_entry))
         h2o_timeout_unlink(&e->noop_entry);
     table_remove(&w->sessions, e);
+    limits_release(w->srv->opt.ip_limits, e->ip_slot);
+    e->ip_slot = LIMITS_UNCOUNTED;
     metrics_dec(e->transport == EIO_WEBSOCKET ? w->srv->m.open_websocket : w->srv->m.open_polling);
     closed_metric(w, code);
     if (e->conn != NULL)
@@ -359,9 +359,9 @@ static void reply_error(sio_worker_t *w, sio_poll_handle_t from, int status, int
     sio_poll_reply(w, from, status, "application/json", &b);
 }
 
-void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr)
+void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr, int ip_slot)
 {
-    eio_session_t *e = eio_session_new(w, EIO_POLLING, addr);
+    eio_session_t *e = eio_session_new(w, EIO_POLLING, addr, ip_slot);
     buf_t b = BUF_INIT;
     buf_append_char(&b, '0');
     append_open(e, &b, 1);
@@ -558,11 +558,11 @@ static void ws_on_close(ws_conn_t *ws, int code)
 
 static const ws_callbacks_t ws_callbacks = {ws_on_message, ws_on_close};
 
-void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const char *addr)
+void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const char *addr, int ip_slot)
 {
     size_t max = w->srv->opt.max_payload;
     if (sid == NULL) {
-        eio_session_t *e = eio_session_new(w, EIO_WEBSOCKET, addr);
+        eio_session_t *e = eio_session_new(w, EIO_WEBSOCKET, addr, ip_slot);
         e->ws = ws_conn_new(sock, max, &ws_callbacks, e);
         buf_t b = BUF_INIT;
         append_open(e, &b, 0);

@@ -259,17 +259,20 @@ typedef struct upgrade_ctx {
     sio_worker_t *owner;
     char sid[SIO_SID_LEN + 1];
     int has_sid;
+    int ip_slot;
     char addr[64];
 } upgrade_ctx_t;
 
 static void on_upgrade_complete(void *_u, h2o_socket_t *sock, size_t reqsize)
 {
     upgrade_ctx_t *u = _u;
-    if (sock == NULL)
+    if (sock == NULL) {
+        limits_release(u->w->srv->opt.ip_limits, u->ip_slot);
         goto Exit;
+    }
     h2o_buffer_consume(&sock->input, reqsize);
     if (u->owner == u->w) {
-        eio_accept_ws(u->w, sock, u->has_sid ? u->sid : NULL, u->addr);
+        eio_accept_ws(u->w, sock, u->has_sid ? u->sid : NULL, u->addr, u->ip_slot);
         goto Exit;
     }
     /* the session lives on another worker: move the socket to its loop */
@@ -294,7 +297,8 @@ Exit:
     free(u);
 }
 
-static void upgrade_to_ws(sio_worker_t *w, h2o_req_t *req, h2o_iovec_t key, const char *sid, sio_worker_t *owner)
+static void upgrade_to_ws(sio_worker_t *w, h2o_req_t *req, h2o_iovec_t key, const char *sid, sio_worker_t *owner,
+                          int ip_slot)
 {
     static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
     uint8_t src[24 + 36], digest[SHA_DIGEST_LENGTH];
@@ -307,6 +311,7 @@ static void upgrade_to_ws(sio_worker_t *w, h2o_req_t *req, h2o_iovec_t key, cons
     upgrade_ctx_t *u = buf_xcalloc(1, sizeof(*u));
     u->w = w;
     u->owner = owner;
+    u->ip_slot = ip_slot; /* only a session without sid is counted, and it stays on this worker */
     if (sid != NULL) {
         memcpy(u->sid, sid, SIO_SID_LEN);
         u->has_sid = 1;
@@ -322,6 +327,36 @@ static void upgrade_to_ws(sio_worker_t *w, h2o_req_t *req, h2o_iovec_t key, cons
 }
 
 /* ---- request routing ---- */
+
+/*
+ * A new session takes a handshake token of its address and one of its open
+ * slots. Returns 0 with the slot (for limits_release when the session ends),
+ * or -1 after answering 429.
+ */
+static int admit_session(sio_worker_t *w, h2o_req_t *req, int *slot)
+{
+    limits_t *l = w->srv->opt.ip_limits;
+    *slot = LIMITS_UNCOUNTED;
+    if (l == NULL)
+        return 0;
+    char addr[64];
+    client_addr(w, req, addr, sizeof(addr));
+    uint64_t now = limits_now_ms();
+    limits_limit_t refused;
+    if (!limits_take(l, addr, LIMITS_HANDSHAKE, now)) {
+        refused = LIMITS_HANDSHAKE_IP;
+    } else if ((*slot = limits_acquire(l, addr, now)) == LIMITS_REFUSED) {
+        *slot = LIMITS_UNCOUNTED;
+        refused = LIMITS_CONN_IP;
+    } else {
+        return 0;
+    }
+    limits_count_refusal(refused);
+    static const char body[] = "{\"code\":3,\"message\":\"rate_limited\"}";
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("retry-after"), 0, NULL, H2O_STRLIT("10"));
+    send_text(req, 429, "application/json", body, sizeof(body) - 1);
+    return -1;
+}
 
 static int handle_engine(sio_worker_t *w, h2o_req_t *req)
 {
@@ -392,7 +427,10 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
              * the second WebSocket opens and is closed (eio_accept_ws), which
              * strict clients see as a close, not as a failed handshake */
         }
-        upgrade_to_ws(w, req, key, sid[0] ? sid : NULL, owner);
+        int slot = LIMITS_UNCOUNTED;
+        if (sid[0] == '\0' && admit_session(w, req, &slot) != 0)
+            return 0;
+        upgrade_to_ws(w, req, key, sid[0] ? sid : NULL, owner, slot);
         return 0;
     }
     if (sid[0] == '\0') {
@@ -400,9 +438,12 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
             send_eio_error(w, req, 400, 2, "Bad handshake method");
             return 0;
         }
+        int slot;
+        if (admit_session(w, req, &slot) != 0)
+            return 0;
         char addr[64];
         client_addr(w, req, addr, sizeof(addr));
-        eio_handshake_polling(w, req, addr);
+        eio_handshake_polling(w, req, addr, slot);
         return 0;
     }
     int is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));

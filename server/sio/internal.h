@@ -51,6 +51,7 @@ struct sio_nsp {
 
 typedef struct sio_metrics {
     metrics_value_t *closed[SIO_CLOSE_CODES];
+    metrics_value_t *closed_other; /* any code outside 1000..1015 */
     metrics_value_t *open_polling, *open_websocket;
     metrics_value_t *handoff_poll, *handoff_ws;
     metrics_value_t *packets_in, *packets_out, *zombies, *slow_readers, *handshakes, *bad_requests, *forbidden;
@@ -213,6 +214,7 @@ struct eio_session {
     sio_worker_t *worker;
     eio_transport_t transport;
     int closed;
+    int ip_slot;        /* in opt.ip_limits, or LIMITS_UNCOUNTED */
     int upgraded_probe; /* the probe WebSocket answered "2probe" */
     int awaiting_pong;
     int overflowed;  /* more than max_queued waits for the client: closed on the next tick */
@@ -234,15 +236,16 @@ struct eio_session {
     struct eio_session *hnext; /* hash chain */
 };
 
-eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const char *addr);
+/* `ip_slot` is the session's count in opt.ip_limits (limits_acquire), released when it closes. */
+eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const char *addr, int ip_slot);
 eio_session_t *eio_session_find(sio_worker_t *w, const char *sid);
 void eio_session_close(eio_session_t *e, int code, const char *reason);
 void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void *data, size_t len);
 void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
 void eio_handle_poll_post(sio_worker_t *w, const char *sid, sio_poll_handle_t from, buf_t *body);
 void eio_handle_poll_abort(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
-void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr);
-void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const char *addr);
+void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr, int ip_slot);
+void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const char *addr, int ip_slot);
 void eio_drain_worker(sio_worker_t *w);
 void eio_table_free(sio_worker_t *w);
 

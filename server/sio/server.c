@@ -58,7 +58,7 @@ static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
                 memcpy(room.base, m->body.base, m->body.len);
                 sock->input->size += m->body.len;
             }
-            eio_accept_ws(w, sock, m->sid, m->addr);
+            eio_accept_ws(w, sock, m->sid, m->addr, LIMITS_UNCOUNTED);
             break;
         }
         case SIO_MSG_CALL:
@@ -235,6 +235,8 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
         m->closed[code - 1000] =
             metrics_counter("chatd_connections_closed_total", labels, "Engine.IO connections closed, by close code");
     }
+    m->closed_other = metrics_counter("chatd_connections_closed_total", "code=\"other\"",
+                                      "Engine.IO connections closed, by close code");
     m->forbidden = metrics_counter("chatd_http_forbidden_total", NULL, "Requests refused for their Origin");
 
     h2o_config_init(&srv->h2o_config);

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "../buf/buf.h"
+#include "../limits/limits.h"
 
 typedef struct sio_server sio_server_t;
 typedef struct sio_nsp sio_nsp_t;
@@ -101,6 +102,9 @@ typedef struct sio_options {
      * `out`. Without it, the client address is the peer. */
     void (*resolve_addr)(void *ud, const char *peer, const char *xff, char *out, size_t outlen);
     void *resolve_addr_ud;
+    /* When set, bounds new sessions per client address: LIMITS_HANDSHAKE
+     * tokens and max_conns open sessions (answered 429 past either). */
+    limits_t *ip_limits;
     /* When set, the server is a bare Engine.IO server: no Socket.IO layer. */
     sio_engine_message_cb engine_on_message;
     void *engine_ud;

@@ -53,3 +53,19 @@ test("a CIDR ban closes every connection from that network and refuses new ones"
     }
   }
 });
+
+test("an IP ban closes every matching connection of a worker, past 256 of them", async (t) => {
+  const redis = await startRedis(t);
+  const node = await startChatd(t, {
+    REDIS_URL: redis.url, GEOIP_DB: geoDb, TRUSTED_PROXIES: "127.0.0.1/32", CHATD_WORKERS: "1",
+    CHATD_MAX_CONN_PER_IP: "0", CHATD_HANDSHAKE_RATE_IP: "0/1", GUEST_RATE_IP: "0/1",
+  });
+  const r = redis.client();
+  const guests = [];
+  for (let i = 0; i < 300; i++) guests.push(await connectGuest(t, node.url, { xff: "10.7.0.9" }));
+  const gone = guests.map((g) => next(g.root, "disconnect", 2000));
+  await r.call("SET", "{nc}:ban:ip:10.7.0.9", "b3", "EX", 60);
+  await r.call("PUBLISH", "nc:bans", JSON.stringify({ banId: "b3", ip: "10.7.0.9" }));
+  await Promise.all(gone);
+  assert.equal(guests.filter((g) => g.root.connected).length, 0);
+});

@@ -18,7 +18,8 @@ const keys = ["guests", "connects_per_s", "matches_per_s", "msgs_per_s", "p50_ms
   "errors", "rss_kib_per_guest"];
 
 // The benchmark lets the load through: no rate limit on chat or matching.
-const unlimited = { CHAT_RATE_GUEST: "0/1", CHAT_RATE_IP: "0/1", MATCH_RATE_GUEST: "0/1", MATCH_RATE_IP: "0/1" };
+const unlimited = { CHAT_RATE_GUEST: "0/1", CHAT_RATE_IP: "0/1", MATCH_RATE_GUEST: "0/1", MATCH_RATE_IP: "0/1",
+                    CHATD_MAX_CONN_PER_IP: "0", CHATD_HANDSHAKE_RATE_IP: "0/1", GUEST_RATE_IP: "0/1" };
 
 // Runs chatbench; resolves with its exit code, stdout and stderr.
 function run(args) {

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { io, Manager } from "socket.io-client";
-import { startChatd, rawSocket, once, stop } from "./harness.js";
+import { startChatd, rawSocket, once, stop, until } from "./harness.js";
 
 const wsUrl = (url, q = "") => url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket" + q;
 
@@ -236,4 +236,21 @@ test("polling and upgrades work whichever worker receives the request", async (t
   const metrics = await (await fetch(url + "/metrics")).text();
   const poll = Number(/^chatd_worker_handoffs_total\{kind="poll"\} (\d+)$/m.exec(metrics)[1]);
   assert.ok(poll > 0, `poll handoffs: ${poll}`);
+});
+
+test("close codes a client chooses do not become metric series", async (t) => {
+  const { url } = await startChatd(t);
+  for (let code = 3000; code < 3040; code++) {
+    const ws = rawSocket(wsUrl(url));
+    await ws.next();
+    ws.close(code);
+    await ws.untilClose();
+  }
+  const text = await (await fetch(url + "/metrics")).text();
+  const series = text.split("\n").filter((l) => l.startsWith("chatd_connections_closed_total{"));
+  assert.deepEqual(series.filter((l) => !/code="(10(0\d|1[0-5])|other)"/.test(l)), []);
+  await until(async () => {
+    const m = /^chatd_connections_closed_total\{code="other"\} (\d+)$/m.exec(await (await fetch(url + "/metrics")).text());
+    return m && Number(m[1]) >= 40;
+  });
 });

@@ -64,6 +64,10 @@ export async function stop(proc) {
   return r;
 }
 
+// Every test client comes from 127.0.0.1, like a whole NAT at once: the
+// per-address bounds are off unless a test sets them (limits.test.js does).
+export const unboundedAddress = { CHATD_MAX_CONN_PER_IP: "0", CHATD_HANDSHAKE_RATE_IP: "0/1", GUEST_RATE_IP: "0/1" };
+
 // Starts build/chatd on a free port; `env` overrides configuration.
 export async function startChatd(t, env = {}, { secret = randomBytes(40).toString("hex") } = {}) {
   const port = await freePort();
@@ -72,7 +76,7 @@ export async function startChatd(t, env = {}, { secret = randomBytes(40).toStrin
   const proc = track(spawn(path.join(build, "chatd"), [], {
     cwd: dir,
     env: { ...process.env, CHATD_LISTEN: `127.0.0.1:${port}`, CHATD_WORKERS: "2",
-           CHATD_SECRET_FILE: path.join(dir, "secret"), ...env },
+           CHATD_SECRET_FILE: path.join(dir, "secret"), ...unboundedAddress, ...env },
     stdio: ["ignore", "ignore", "pipe"],
   }));
   t.after(async () => {
