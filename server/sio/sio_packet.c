@@ -164,7 +164,64 @@ const char *sio_packet_strerror(int err)
         return "payload is not valid JSON";
     case SIO_ERR_PAYLOAD:
         return "payload not allowed for packet type";
+    case SIO_ERR_UNEXPECTED:
+        return "attachment with no binary packet waiting";
+    case SIO_ERR_TOO_BIG:
+        return "attachments over their budget";
     default:
         return "unknown error";
     }
+}
+
+/* ---- binary packets waiting for their attachments ---- */
+
+void sio_binary_init(sio_binary_t *b, size_t max_bytes)
+{
+    memset(b, 0, sizeof(*b));
+    b->max_bytes = max_bytes;
+}
+
+void sio_binary_start(sio_binary_t *b, sio_packet_t *p)
+{
+    b->packet = *p;
+    p->payload = NULL;
+    /* parse bounds nsp_len by SIO_NSP_MAX; the copy is what outlives the input */
+    memcpy(b->nsp, p->nsp, p->nsp_len);
+    b->packet.nsp = b->nsp;
+    b->nbins = 0;
+    b->bytes = 0;
+    b->waiting = 1;
+}
+
+int sio_binary_add(sio_binary_t *b, const uint8_t *data, size_t len)
+{
+    if (!b->waiting || b->nbins >= b->packet.attachments || b->nbins >= SIO_ATTACHMENTS_MAX)
+        return SIO_ERR_UNEXPECTED;
+    /* written so that it cannot wrap: bytes <= max_bytes always holds */
+    if (len > b->max_bytes - b->bytes) {
+        sio_binary_clear(b);
+        return SIO_ERR_TOO_BIG;
+    }
+    b->bins[b->nbins] = (buf_t)BUF_INIT;
+    buf_append(&b->bins[b->nbins], data, len);
+    b->bytes += len;
+    return ++b->nbins == b->packet.attachments ? 1 : 0;
+}
+
+void sio_binary_take(sio_binary_t *b, sio_binary_t *out)
+{
+    *out = *b;
+    out->packet.nsp = out->nsp;
+    size_t max = b->max_bytes;
+    sio_binary_init(b, max);
+}
+
+void sio_binary_clear(sio_binary_t *b)
+{
+    for (size_t i = 0; i < b->nbins; i++)
+        buf_free(&b->bins[i]);
+    sio_packet_clear(&b->packet);
+    b->nbins = 0;
+    b->bytes = 0;
+    b->waiting = 0;
 }

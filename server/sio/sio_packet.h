@@ -29,6 +29,8 @@ enum {
     SIO_ERR_ACK_ID = -205,      /* ack id malformed or out of range */
     SIO_ERR_JSON = -206,        /* payload is not valid JSON */
     SIO_ERR_PAYLOAD = -207,     /* JSON valid but not allowed for this type */
+    SIO_ERR_UNEXPECTED = -208,  /* an attachment with no binary packet waiting */
+    SIO_ERR_TOO_BIG = -209,     /* the attachments of one packet exceed their budget */
 };
 
 /** Longest namespace name accepted, in bytes, including the leading '/'. */
@@ -72,5 +74,50 @@ void sio_packet_encode_header(buf_t *out, sio_ptype_t type, unsigned attachments
 
 /** Returns a static name for an error code (for logs). Never fails. */
 const char *sio_packet_strerror(int err);
+
+/*
+ * A binary packet waiting for its attachments. What it keeps it owns: the
+ * input that carried the header (a WebSocket read buffer, a polling body) is
+ * gone before the attachments come. Memory is bounded by SIO_ATTACHMENTS_MAX
+ * buffers and `max_bytes` of attachment data in all.
+ */
+typedef struct sio_binary {
+    int waiting;         /* a packet is waiting for attachments */
+    sio_packet_t packet; /* nsp points to `nsp`, payload owned */
+    char nsp[SIO_NSP_MAX];
+    size_t nbins;     /* attachments received */
+    size_t bytes;     /* their total length */
+    size_t max_bytes; /* the budget of one packet's attachments */
+    buf_t bins[SIO_ATTACHMENTS_MAX];
+} sio_binary_t;
+
+/** Readies `b` for packets whose attachments total at most `max_bytes`. Never fails. */
+void sio_binary_init(sio_binary_t *b, size_t max_bytes);
+
+/**
+ * Starts waiting for the attachments of `p`, a parsed BINARY_EVENT or
+ * BINARY_ACK with attachments > 0: takes ownership of its payload and copies
+ * its namespace, so `p`'s input may be freed at once. `b` must not be
+ * waiting already. Never fails.
+ */
+void sio_binary_start(sio_binary_t *b, sio_packet_t *p);
+
+/**
+ * Adds one attachment (copied). Returns 1 when it was the last one (take the
+ * packet with sio_binary_take), 0 when more are due, SIO_ERR_UNEXPECTED when
+ * nothing was waiting, SIO_ERR_TOO_BIG past the byte budget (then the
+ * waiting packet is dropped; the caller closes the connection).
+ */
+int sio_binary_add(sio_binary_t *b, const uint8_t *data, size_t len);
+
+/**
+ * Moves the complete packet and its attachments out of `b` into `out`
+ * (which then owns them: sio_binary_clear(out) frees them), leaving `b`
+ * ready for the next packet. So a handler may free `b`'s owner meanwhile.
+ */
+void sio_binary_take(sio_binary_t *b, sio_binary_t *out);
+
+/** Frees what `b` holds; it stays usable. Safe on an idle `b`. */
+void sio_binary_clear(sio_binary_t *b);
 
 #endif

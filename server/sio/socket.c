@@ -34,11 +34,7 @@ typedef struct sio_conn {
     eio_session_t *e;
     sio_socket_t *sockets;
     int got_connect;
-    /* a binary packet waiting for its attachments */
-    sio_packet_t partial;
-    int has_partial;
-    size_t nbins;
-    buf_t bins[SIO_ATTACHMENTS_MAX];
+    sio_binary_t partial; /* a binary packet waiting for its attachments */
 } sio_conn_t;
 
 static void on_connect_timeout(h2o_timeout_entry_t *entry)
@@ -51,20 +47,11 @@ void sio_conn_open(eio_session_t *e)
 {
     sio_conn_t *c = buf_xcalloc(1, sizeof(*c));
     c->e = e;
+    /* one packet's attachments may total what one message may carry */
+    sio_binary_init(&c->partial, e->worker->srv->opt.max_payload);
     e->conn = c;
     e->connect_entry.cb = on_connect_timeout;
     h2o_timeout_link(e->worker->loop, &e->worker->connect_timeout, &e->connect_entry);
-}
-
-static void clear_partial(sio_conn_t *c)
-{
-    if (!c->has_partial)
-        return;
-    sio_packet_clear(&c->partial);
-    for (size_t i = 0; i < c->nbins; i++)
-        buf_free(&c->bins[i]);
-    c->nbins = 0;
-    c->has_partial = 0;
 }
 
 static sio_socket_t *find_socket(sio_conn_t *c, const char *nsp, size_t len)
@@ -113,7 +100,7 @@ void sio_conn_closed(eio_session_t *e, const char *reason)
     sio_conn_t *c = e->conn;
     while (c->sockets != NULL)
         free_socket(c->sockets, reason);
-    clear_partial(c);
+    sio_binary_clear(&c->partial);
     e->conn = NULL;
     free(c);
 }
@@ -426,22 +413,15 @@ static void dispatch(sio_conn_t *c, sio_packet_t *p, const sio_bin_t *bins, size
  * close the connection, which frees `c`. */
 static void dispatch_partial(sio_conn_t *c)
 {
-    sio_packet_t p = c->partial;
-    size_t n = c->nbins;
-    buf_t bufs[SIO_ATTACHMENTS_MAX];
+    sio_binary_t done;
     sio_bin_t bins[SIO_ATTACHMENTS_MAX] = {{0}};
-    for (size_t i = 0; i < n; i++) {
-        bufs[i] = c->bins[i];
-        c->bins[i] = (buf_t)BUF_INIT;
-        bins[i].data = (const uint8_t *)bufs[i].base;
-        bins[i].len = bufs[i].len;
+    sio_binary_take(&c->partial, &done);
+    for (size_t i = 0; i < done.nbins; i++) {
+        bins[i].data = (const uint8_t *)done.bins[i].base;
+        bins[i].len = done.bins[i].len;
     }
-    c->has_partial = 0;
-    c->nbins = 0;
-    dispatch(c, &p, bins, n);
-    sio_packet_clear(&p);
-    for (size_t i = 0; i < n; i++)
-        buf_free(&bufs[i]);
+    dispatch(c, &done.packet, bins, done.nbins);
+    sio_binary_clear(&done);
 }
 
 void sio_conn_on_message(eio_session_t *e, int binary, const uint8_t *data, size_t len)
@@ -450,16 +430,16 @@ void sio_conn_on_message(eio_session_t *e, int binary, const uint8_t *data, size
     if (c == NULL)
         return;
     if (binary) {
-        if (!c->has_partial) {
-            eio_session_close(e, 1002, "unexpected attachment");
-            return;
-        }
-        buf_append(&c->bins[c->nbins], data, len);
-        if (++c->nbins == c->partial.attachments)
+        int r = sio_binary_add(&c->partial, data, len);
+        if (r == 1)
             dispatch_partial(c);
+        else if (r == SIO_ERR_TOO_BIG)
+            eio_session_close(e, 1009, "attachments too big");
+        else if (r < 0)
+            eio_session_close(e, 1002, "unexpected attachment");
         return;
     }
-    if (c->has_partial) {
+    if (c->partial.waiting) {
         eio_session_close(e, 1002, "text while awaiting attachments");
         return;
     }
@@ -471,9 +451,8 @@ void sio_conn_on_message(eio_session_t *e, int binary, const uint8_t *data, size
         return;
     }
     if ((p.type == SIO_BINARY_EVENT || p.type == SIO_BINARY_ACK) && p.attachments > 0) {
-        c->partial = p;
-        c->has_partial = 1;
-        c->nbins = 0;
+        /* `data` is gone when the attachments come: the packet takes copies */
+        sio_binary_start(&c->partial, &p);
         return;
     }
     dispatch(c, &p, NULL, 0);
