@@ -473,3 +473,51 @@ double geo_distance_km(double lat1, double lon1, double lat2, double lon2)
         a = 0.0;
     return 2.0 * GEO_EARTH_RADIUS_KM * atan2(sqrt(a), sqrt(1.0 - a));
 }
+
+int geo_addr_canonical(const char *text, char *out, size_t outlen)
+{
+    char addr_text[GEO_ADDR_TEXT_MAX], buf[INET6_ADDRSTRLEN + 8];
+    unsigned char addr[16];
+    int is_v4;
+
+    if (out == NULL || outlen == 0)
+        return -1;
+    out[0] = '\0';
+    if (text == NULL)
+        return -1;
+    const char *slash = strchr(text, '/');
+    size_t addr_len = slash != NULL ? (size_t)(slash - text) : strlen(text);
+    if (addr_len == 0 || addr_len >= sizeof(addr_text))
+        return -1;
+    memcpy(addr_text, text, addr_len);
+    addr_text[addr_len] = '\0';
+    if (geo_parse_addr(addr_text, addr, &is_v4) != 0)
+        return -1;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    int as_v4 = memcmp(addr, mapped, sizeof(mapped)) == 0;
+    long prefix = -1;
+    if (slash != NULL) {
+        const char *p = slash + 1;
+        size_t digits = strspn(p, "0123456789");
+        if (digits == 0 || digits > 3 || p[digits] != '\0' || (p[0] == '0' && digits > 1))
+            return -1;
+        prefix = strtol(p, NULL, 10);
+        if (prefix > (is_v4 ? 32 : 128))
+            return -1;
+        if (!is_v4 && as_v4) {
+            if (prefix < 96)
+                as_v4 = 0; /* wider than the mapped range: it stays IPv6 */
+            else
+                prefix -= 96;
+        }
+    }
+    if (inet_ntop(as_v4 ? AF_INET : AF_INET6, as_v4 ? (const void *)(addr + 12) : (const void *)addr, buf,
+                  sizeof(buf)) == NULL)
+        return -1;
+    int n = prefix >= 0 ? snprintf(out, outlen, "%s/%ld", buf, prefix) : snprintf(out, outlen, "%s", buf);
+    if (n < 0 || (size_t)n >= outlen) {
+        out[0] = '\0';
+        return -1;
+    }
+    return 0;
+}

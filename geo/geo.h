@@ -113,4 +113,17 @@ int geo_apply_device(double lat, double lon, geo_place_t *out);
  */
 double geo_distance_km(double lat1, double lon1, double lat2, double lon2);
 
+/** Room for any canonical address, or CIDR, with its NUL. */
+#define GEO_CANONICAL_MAX 64
+
+/**
+ * Writes the one text form of an address or CIDR, so that two spellings of
+ * one address compare equal as strings (ban keys, limit keys): IPv4 dotted,
+ * IPv4-mapped IPv6 as IPv4 (its prefix less 96), other IPv6 as RFC 5952
+ * (lowercase, the longest zero run compressed), a CIDR's address with the
+ * host bits kept as given. Returns 0, or -1 when `text` is neither (then
+ * `out` is empty). `outlen` of GEO_CANONICAL_MAX always suffices.
+ */
+int geo_addr_canonical(const char *text, char *out, size_t outlen);
+
 #endif

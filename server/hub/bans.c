@@ -65,8 +65,10 @@ static int covers(hub_conn_t *c, const char *gid, const char *ip)
         return 1;
     if (ip == NULL)
         return 0;
-    if (strchr(ip, '/') == NULL)
-        return strcmp(c->ip, ip) == 0;
+    if (strchr(ip, '/') == NULL) {
+        char canon[GEO_CANONICAL_MAX];
+        return geo_addr_canonical(ip, canon, sizeof(canon)) == 0 && strcmp(c->ip, canon) == 0;
+    }
     int err = 0;
     char why[64];
     geo_proxies_t *one = geo_proxies_parse(ip, &err, why, sizeof(why));

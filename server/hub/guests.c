@@ -150,7 +150,11 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
         reject(s, "consent_required");
         return;
     }
-    if (hub_bans_cover_ip(hw, sio_socket_remote_addr(s))) {
+    /* the one spelling of the address: ban keys and limits compare strings */
+    char ip[GEO_CANONICAL_MAX];
+    if (geo_addr_canonical(sio_socket_remote_addr(s), ip, sizeof(ip)) != 0)
+        buf_copy_str(ip, sizeof(ip), sio_socket_remote_addr(s));
+    if (hub_bans_cover_ip(hw, ip)) {
         metrics_inc(h->m.banned);
         reject(s, "banned");
         return;
@@ -162,7 +166,7 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
     if (!resumed && json_object_get(auth, "token") != NULL)
         metrics_inc(h->m.auth_failures);
     uint64_t now = limits_now_ms();
-    if (!resumed && !limits_take(h->ip_limits, sio_socket_remote_addr(s), LIMITS_GUEST, now)) {
+    if (!resumed && !limits_take(h->ip_limits, ip, LIMITS_GUEST, now)) {
         limits_count_refusal(LIMITS_GUEST_IP);
         reject(s, "rate_limited");
         return;
@@ -183,7 +187,7 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
     c->waiting_level = -1;
     c->hw = hw;
     c->root = s;
-    snprintf(c->ip, sizeof(c->ip), "%s", sio_socket_remote_addr(s));
+    buf_copy_str(c->ip, sizeof(c->ip), ip);
     snprintf(c->conn_id, sizeof(c->conn_id), "%s:%d:%llu", h->cfg->node_id, hw->index,
              (unsigned long long)++hw->next_conn);
     geo_lookup_ip(h->geo, c->ip, &c->place);

@@ -127,6 +127,11 @@ void modapi_ban_create(api_call_t *call)
         return;
     }
     long long ttl = json_integer_value(jttl);
+    /* one spelling per address: the key the matcher checks is built from the
+     * client's canonical address (2001:DB8::1 and ::ffff:10.0.0.1 included) */
+    char canon[GEO_CANONICAL_MAX];
+    if (ip != NULL && geo_addr_canonical(ip, canon, sizeof(canon)) == 0)
+        ip = canon;
     char ban_id[GUEST_ID_LEN + 1];
     guest_new_id(ban_id);
     int64_t created = now_ms(), expires = created + ttl * 1000;

@@ -18,7 +18,7 @@ async function setup(t) {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   writeFileSync(path.join(dir, "keys"), `# moderators\n${createHash("sha256").update(KEY).digest("hex")}\n`);
   const env = { REDIS_URL: redis.url, HISTORY_URL: `sqlite:${path.join(dir, "history.db")}`,
-    MODERATOR_KEYS_FILE: path.join(dir, "keys") };
+    MODERATOR_KEYS_FILE: path.join(dir, "keys"), TRUSTED_PROXIES: "127.0.0.1/32" };
   const n0 = await startChatd(t, { ...env, CHATD_NODE_ID: "n0" });
   const n1 = await startChatd(t, { ...env, CHATD_NODE_ID: "n1" }, { secret: n0.secret });
   const api = async (method, p, { key = KEY, body } = {}) => {
@@ -134,4 +134,25 @@ test("a ban made through one node disconnects the guest on another within a seco
   assert.equal((await api("DELETE", `bans/${made.body.banId}`)).status, 404);
   const back = await connectGuest(t, nodes[0].url, { token: g.session.token });
   assert.equal(back.session.guestId, g.session.guestId);
+});
+
+test("IP bans compare addresses, not spellings: IPv6 forms and IPv4-mapped IPv6", async (t) => {
+  const { api, nodes } = await setup(t);
+  const cases = [
+    { ban: "2001:DB8:1:0:0:0:0:77", client: "2001:db8:1::77", stored: "2001:db8:1::77" },
+    { ban: "::ffff:10.1.0.78", client: "10.1.0.78", stored: "10.1.0.78" },
+    { ban: "10.1.0.79", client: "::ffff:10.1.0.79", stored: "10.1.0.79" },
+    { ban: "::ffff:10.2.0.0/112", client: "10.2.3.4", stored: "10.2.0.0/16" },
+  ];
+  for (const c of cases) {
+    const g = await connectGuest(t, nodes[1].url, { xff: c.client });
+    const gone = next(g.root, "disconnect", 1000);
+    const made = await api("POST", "bans", { body: { ip: c.ban, reason: "abuse", ttlSeconds: 600 } });
+    assert.equal(made.status, 201);
+    assert.equal(made.body.ip, c.stored);
+    await gone;
+    await assert.rejects(connectGuest(t, nodes[0].url, { xff: c.client }), /banned/, c.ban);
+  }
+  // a neighbour is not covered
+  await connectGuest(t, nodes[0].url, { xff: "2001:db8:1::78" });
 });
