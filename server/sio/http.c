@@ -9,6 +9,7 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -455,10 +456,63 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
     return 0;
 }
 
+/*
+ * A body framed two ways (Content-Length values that differ, or Content-Length
+ * with Transfer-Encoding) could end where a proxy in front thinks it does
+ * not: what follows would be served as a request no proxy saw (RFC 9112
+ * 6.3). libh2o 2.2 keeps the first Content-Length and drops the others from
+ * req->headers, so the head is read again where it still lies, at the start
+ * of the socket's input until the response is done.
+ */
+static int framing_ambiguous(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    if (sock == NULL || sock->input == NULL)
+        return 0;
+    const char *p = sock->input->bytes, *end = p + sock->input->size;
+    const char *cl = NULL;
+    size_t cl_len = 0;
+    int te = 0;
+    const char *nl = memchr(p, '\n', (size_t)(end - p)); /* the request line */
+    while (nl != NULL) {
+        const char *line = nl + 1;
+        nl = memchr(line, '\n', (size_t)(end - line));
+        if (nl == NULL)
+            break;
+        size_t len = (size_t)(nl - line);
+        if (len > 0 && line[len - 1] == '\r')
+            len--;
+        if (len == 0)
+            break; /* the end of the head */
+        if (len > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0) {
+            te = 1;
+        } else if (len > 15 && strncasecmp(line, "content-length:", 15) == 0) {
+            const char *v = line + 15, *ve = line + len;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (cl == NULL) {
+                cl = v;
+                cl_len = (size_t)(ve - v);
+            } else if ((size_t)(ve - v) != cl_len || memcmp(v, cl, cl_len) != 0) {
+                return 1;
+            }
+        }
+    }
+    return te && cl != NULL;
+}
+
 int sio_http_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     sio_worker_t *w = H2O_STRUCT_FROM_MEMBER(sio_worker_t, ctx, req->conn->ctx);
     sio_server_t *srv = w->srv;
+    if (framing_ambiguous(req)) {
+        req->http1_is_persistent = 0;
+        metrics_inc(srv->m.bad_requests);
+        send_text(req, 400, "text/plain; charset=utf-8", "ambiguous message framing\n", 26);
+        return 0;
+    }
     size_t plen = req->query_at == SIZE_MAX ? req->path.len : req->query_at;
     size_t elen = strlen(srv->path);
     if (plen >= elen - 1 && memcmp(req->path.base, srv->path, elen - 1) == 0 &&
