@@ -80,54 +80,15 @@ int chat_state(redis_client_t *c, const char *sid, const char *sender, const cha
     return eval(c, 4, args, cb, ud);
 }
 
-/* A quiet receipt: one HSET, no script (every message makes one). */
-typedef struct receipt_call {
-    redis_client_t *c;
-    redis_strings_cb cb;
-    void *ud;
-    char key[64], field[128];
-} receipt_call_t;
-
-static void on_receipt_set(redisReply *reply, const char *err, void *ud)
-{
-    receipt_call_t *call = ud;
-    redis_strings_t r = {.status = "ok"};
-    if (err != NULL) {
-        r.err = err;
-    } else if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        r.err = redis_err_unavailable;
-    } else if (reply->integer == 1) {
-        /* a new field: the record had expired, and the HSET made a bare one without a TTL */
-        r.status = "gone";
-        redis_command(call->c, NULL, NULL, "HDEL", call->key, call->field, (const char *)NULL);
-    }
-    if (call->cb != NULL)
-        call->cb(&r, call->ud);
-    free(call);
-}
-
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
-                   int quiet, redis_strings_cb cb, void *ud)
+                   const char *text, int64_t delivered_ms, int quiet, redis_strings_cb cb, void *ud)
 {
-    if (!quiet) {
-        const char *args[] = {"delivered", sid, sender, id};
-        return eval(c, 4, args, cb, ud);
-    }
-    receipt_call_t *call = calloc(1, sizeof(*call));
-    if (call == NULL)
-        return -1;
-    call->c = c;
-    call->cb = cb;
-    call->ud = ud;
-    /* chat.lua's message record: {nc}:cm:<sid> "<sender>:<id>" = "<seq>:<ts>:<st>" */
-    char value[64];
-    snprintf(call->key, sizeof(call->key), "{nc}:cm:%s", sid);
-    snprintf(call->field, sizeof(call->field), "%s:%s", sender, id);
-    snprintf(value, sizeof(value), "%lld:%lld:delivered", (long long)seq, (long long)ts);
-    int rc = redis_command(c, on_receipt_set, call, "HSET", call->key, call->field, value, (const char *)NULL);
-    if (rc != 0)
-        free(call);
-    return rc;
+    char seqs[24], tss[24], dts[24];
+    snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+    snprintf(tss, sizeof(tss), "%lld", (long long)ts);
+    snprintf(dts, sizeof(dts), "%lld", (long long)delivered_ms);
+    const char *args[] = {"delivered", sid, sender, id, seqs, tss, dts, text, quiet ? "1" : "0"};
+    return eval(c, 9, args, cb, ud);
 }
 
 int chat_relay(redis_client_t *c, const char *sid, const char *guest, redis_strings_cb cb, void *ud)

@@ -33,13 +33,15 @@ int chat_set_status(redis_client_t *c, const char *sid, const char *sender, cons
 /** Reads a message's status: {"ok", st}, or "gone" once its record expired. Same returns as chat_send. */
 int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb, void *ud);
 /**
- * The recipient acked: marks it delivered and, unless `quiet` (the caller
- * tells the sender's worker itself), tells the sender's worker. "ok" (with
- * the status before when not quiet), or "gone" once the record expired.
- * `seq` and `ts` are the message's (a quiet receipt rewrites its record whole).
+ * The recipient acked: marks it delivered and, in the same atomic step,
+ * appends the message to the history's write-ahead log ({nc}:hwal, read by
+ * hub/wal.c); unless `quiet` (the caller tells the sender's worker itself),
+ * tells the sender's worker. "ok" (with the status before), or "gone" once
+ * the record expired (the log entry is written all the same). Same returns
+ * as chat_send; `cb` may be NULL.
  */
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
-                   int quiet, redis_strings_cb cb, void *ud);
+                   const char *text, int64_t delivered_ms, int quiet, redis_strings_cb cb, void *ud);
 /**
  * For typing and read marks, which the caller sends on: checks that `guest`
  * is in the session and answers "ok" peer peer_channel ("" when the peer is

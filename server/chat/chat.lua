@@ -7,6 +7,9 @@
 --   {nc}:seq:<sid>  the last seq given out
 --   {nc}:cm:<sid>   the session's messages: "<sender>:<id>" = "<seq>:<ts>:<st>"
 --                   (st: pending, queued, delivered)
+--   {nc}:hwal       the history's write-ahead log: a stream of delivered
+--                   messages, read by the history writers of every node
+--                   (consumer group "hist"), deleted once stored
 -- Notifications go to the worker channel of a guest (g:<id>.chan), as JSON.
 
 local P = '{nc}:'
@@ -94,16 +97,23 @@ if op == 'state' then
   return {'ok', st}
 end
 
--- delivered sid sender id : the recipient's client acked; the sender's worker hears of it.
--- (A worker of the sender's node writes the record itself and tells it directly: chat.c.)
--- Returns {'ok', was} where was is the status before ('delivered' means a repeat).
+-- delivered sid sender id seq ts dts text quiet : the recipient's client acked.
+-- The receipt and the message's entry in the history's write-ahead log are
+-- one atomic step: a message acked "delivered" reaches the history even if
+-- the node that took the receipt dies the next instant. Unless quiet (a
+-- worker of the sender's node tells it directly: chat.c), the sender's
+-- worker hears of it. Returns {'ok', was} ('delivered': a repeat, already
+-- logged) or {'gone'} once the record expired (logged all the same).
 if op == 'delivered' then
-  local sid, sender, id = ARGV[2], ARGV[3], ARGV[4]
+  local sid, sender, id, seq, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
   local key, field = msg_key(sid), msg_field(sender, id)
-  local seq, ts, was = msg_parse(redis.call('HGET', key, field))
-  if not seq then return {'gone'} end
-  redis.call('HSET', key, field, seq .. ':' .. ts .. ':delivered')
-  publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(seq)})
+  local cur, cts, was = msg_parse(redis.call('HGET', key, field))
+  if was == 'delivered' then return {'ok', was} end
+  redis.call('XADD', P .. 'hwal', '*', 'sid', sid, 'seq', seq, 'id', id, 'from', sender, 'ts', ts,
+             'dts', ARGV[7], 'text', ARGV[8])
+  if not cur then return {'gone'} end
+  redis.call('HSET', key, field, cur .. ':' .. cts .. ':delivered')
+  if ARGV[9] ~= '1' then publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(cur)}) end
   return {'ok', was}
 end
 

@@ -288,7 +288,8 @@ static hist_write_t *write_new(hist_wkind_t kind)
     return w;
 }
 
-static void enqueue(hist_t *h, hist_write_t *w)
+/* Returns the write's place in the one queue: stored once hist_stored_count reaches it. */
+static uint64_t enqueue(hist_t *h, hist_write_t *w)
 {
     pthread_mutex_lock(&h->lock);
     if (h->tail != NULL)
@@ -297,11 +298,12 @@ static void enqueue(hist_t *h, hist_write_t *w)
         h->head = w;
     h->tail = w;
     h->queued++;
-    h->enqueued_total++;
+    uint64_t ticket = ++h->enqueued_total;
     /* while it gathers a batch, the writer only needs waking once the batch is full */
     if (h->writer_idle || h->queued == HIST_BATCH_MAX)
         pthread_cond_signal(&h->more);
     pthread_mutex_unlock(&h->lock);
+    return ticket;
 }
 
 void hist_put_session_start(hist_t *h, const char *session_id, const char *guest_a, const char *guest_b,
@@ -331,6 +333,12 @@ void hist_put_session_end(hist_t *h, const char *session_id, int64_t ended_ms, c
 void hist_put_message(hist_t *h, const char *session_id, int64_t seq, const char *message_id,
                       const char *sender_guest_id, const char *text, int64_t sent_ms, int64_t delivered_ms)
 {
+    hist_put_message_ticket(h, session_id, seq, message_id, sender_guest_id, text, sent_ms, delivered_ms);
+}
+
+uint64_t hist_put_message_ticket(hist_t *h, const char *session_id, int64_t seq, const char *message_id,
+                                 const char *sender_guest_id, const char *text, int64_t sent_ms, int64_t delivered_ms)
+{
     hist_write_t *w = write_new(HIST_W_MESSAGE);
     w->session_id = dup_or_null(session_id);
     w->seq = seq;
@@ -339,7 +347,15 @@ void hist_put_message(hist_t *h, const char *session_id, int64_t seq, const char
     w->text = dup_or_null(text);
     w->t1 = sent_ms;
     w->t2 = delivered_ms;
-    enqueue(h, w);
+    return enqueue(h, w);
+}
+
+uint64_t hist_stored_count(hist_t *h)
+{
+    pthread_mutex_lock(&h->lock);
+    uint64_t n = h->stored_total;
+    pthread_mutex_unlock(&h->lock);
+    return n;
 }
 
 void hist_put_report(hist_t *h, const char *report_id, const char *session_id, const char *reporter_guest_id,

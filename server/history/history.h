@@ -69,6 +69,16 @@ void hist_put_session_end(hist_t *h, const char *session_id, int64_t ended_ms, c
 /** A delivered message. `text` is UTF-8, up to 4096 bytes. Idempotent by (session, sender, message id). */
 void hist_put_message(hist_t *h, const char *session_id, int64_t seq, const char *message_id,
                       const char *sender_guest_id, const char *text, int64_t sent_ms, int64_t delivered_ms);
+/**
+ * hist_put_message, returning the row's ticket: it is stored once
+ * hist_stored_count() >= ticket (writes are stored in the order they were
+ * queued, each only after every write queued before it). Never fails.
+ */
+uint64_t hist_put_message_ticket(hist_t *h, const char *session_id, int64_t seq, const char *message_id,
+                                 const char *sender_guest_id, const char *text, int64_t sent_ms, int64_t delivered_ms);
+
+/** How many writes have been stored since hist_open; any thread. */
+uint64_t hist_stored_count(hist_t *h);
 /** A report; `report_id` is chosen by the caller (idempotent by it). */
 void hist_put_report(hist_t *h, const char *report_id, const char *session_id, const char *reporter_guest_id,
                      const char *reason, int64_t created_ms);

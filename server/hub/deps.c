@@ -36,13 +36,6 @@ void hub_offq_release(hub_worker_t *hw, uint64_t tag)
         offq_release(hw->hub->offq, tag);
 }
 
-void hub_history_message(hub_t *h, const char *sid, int64_t seq, const char *id, const char *sender, const char *text,
-                         int64_t sent_ms, int64_t delivered_ms)
-{
-    if (h->history != NULL)
-        hist_put_message(h->history, sid, seq, id, sender, text, sent_ms, delivered_ms);
-}
-
 void hub_history_session_start(hub_t *h, const char *sid, const char *guest_a, const char *guest_b, hist_place_t geo_a,
                                hist_place_t geo_b, int64_t started_ms)
 {

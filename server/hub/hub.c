@@ -110,6 +110,12 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
                                                "Queued messages dropped at fetch: their receipt beat the queue");
     m->chat_rate_limited =
         metrics_counter("chatd_rate_limited_total", "what=\"chat\"", "Requests refused by a token bucket");
+    m->receipt_retries =
+        metrics_counter("chatd_receipt_retries_total", NULL, "Receipts tried again because Redis did not store them");
+    m->wal_stored = metrics_counter("chatd_history_wal_stored_total", NULL,
+                                    "Write-ahead log entries stored in the history and removed");
+    m->wal_claimed = metrics_counter("chatd_history_wal_claimed_total", NULL,
+                                     "Write-ahead log entries taken over from a node that did not store them");
     m->reports = metrics_counter("chatd_reports_total", NULL, "chat:report events that ended a session");
     m->history_queued = metrics_gauge("chatd_history_queued", NULL, "History writes waiting to be stored");
     m->history_lag_ms = metrics_gauge("chatd_history_lag_ms", NULL, "Age of the oldest history write not yet stored");
@@ -324,6 +330,8 @@ static void worker_start(sio_worker_t *w, void *ud)
     hw->touch = sio_timer_new(w, on_touch, hw);
     sio_timer_start(hw->touch, TOUCH_INTERVAL_MS);
     hub_bus_join(hw);
+    if (hw->index == 0)
+        hub_wal_start(hw);
     atomic_fetch_add(&h->workers_started, 1);
 }
 
@@ -332,9 +340,11 @@ static void worker_stop(sio_worker_t *w, void *ud)
     hub_worker_t *hw = sio_worker_data(w);
     if (hw == NULL)
         return;
+    hw->stopping = 1;
     hub_bus_leave(hw);
     /* sessions are closed by now; their last commands are queued ahead of the close */
     hub_chat_worker_stop(hw);
+    hub_wal_stop(hw);
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
         while (hw->registry[b] != NULL)
             hub_registry_remove(hw, hw->registry[b]);
@@ -342,6 +352,7 @@ static void worker_stop(sio_worker_t *w, void *ud)
     geo_proxies_free(hw->banned_cidrs);
     redis_client_free(hw->sub);
     redis_client_free(hw->cmd);
+    hub_receipts_stop(hw); /* after the client: its last answers may still free some */
     atomic_store(&hw->hub->redis_up[hw->index], 0);
     sio_worker_set_data(w, NULL);
     free(hw);

@@ -32,6 +32,7 @@ typedef struct hub_metrics {
     metrics_value_t *waiting[4], *redis_down, *history_queued, *history_lag_ms;
     metrics_value_t *msgs_in, *msgs_out, *msgs_delivered, *msgs_queued, *msgs_unavailable, *chat_rate_limited, *reports,
         *msgs_queued_delivered; /* waiting: by the level searched now */
+    metrics_value_t *receipt_retries, *wal_stored, *wal_claimed;
 } hub_metrics_t;
 
 struct hub {
@@ -109,11 +110,21 @@ struct hub_worker {
     struct pending_msg **pending;
     size_t pending_buckets, pending_count;
     int sends_waiting;           /* chat:message calls to Redis not answered yet */
+    int stopping;                /* the worker is going: nothing is retried */
+    struct receipt *receipts;    /* receipts not stored in Redis yet (receiving.c) */
+    struct hub_wal *wal;         /* the history's write-ahead log reader, on worker 0 (wal.c) */
     geo_proxies_t *banned_cidrs; /* networks banned by moderators */
 };
 
 /* Where moderators' bans are announced to every worker of every node. */
 #define HUB_BANS_CHANNEL "nc:bans"
+
+/* receiving.c */
+void hub_receipts_stop(hub_worker_t *hw);
+
+/* wal.c: the history's write-ahead log ({nc}:hwal), read on worker 0 of every node */
+void hub_wal_start(hub_worker_t *hw);
+void hub_wal_stop(hub_worker_t *hw);
 
 /* hub.c */
 hub_conn_t *hub_conn_ref(hub_conn_t *c);
@@ -226,8 +237,6 @@ typedef void (*hub_fetched_cb)(sio_worker_t *w, uint64_t tag, const void *body, 
 void hub_offq_fetch(hub_worker_t *hw, const char *guest_id, int max, hub_fetched_cb cb, void *ud);
 void hub_offq_ack(hub_worker_t *hw, uint64_t tag);
 void hub_offq_release(hub_worker_t *hw, uint64_t tag);
-void hub_history_message(hub_t *h, const char *sid, int64_t seq, const char *id, const char *sender, const char *text,
-                         int64_t sent_ms, int64_t delivered_ms);
 void hub_history_session_start(hub_t *h, const char *sid, const char *guest_a, const char *guest_b, hist_place_t geo_a,
                                hist_place_t geo_b, int64_t started_ms);
 void hub_history_session_end(hub_t *h, const char *sid, int64_t ended_ms, const char *reason);

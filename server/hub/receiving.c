@@ -41,39 +41,106 @@ static void send_nack(hub_worker_t *hw, const char *from, const char *sid, const
     hub_note_send(hw, from, hub_note_new(HUB_NOTE_NACK, sender, sid, sender, id, 0));
 }
 
-/* A receipt stored in Redis quietly: the origin, a worker of this node, hears of it from here. */
+/*
+ * A receipt on its way into Redis, with the message's entry in the history's
+ * write-ahead log (chat.lua "delivered"). It is retried until Redis has it:
+ * a receipt that was not stored would leave the sender to re-send, and the
+ * message to come twice, though no node died. Only then is the offline
+ * queue's copy acked and, when this node holds the sender, its worker told.
+ */
 typedef struct receipt {
+    struct receipt *next, **pprev; /* the worker's receipts not stored yet */
     hub_worker_t *hw;
     char from[160], sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[MAX_ID_LEN + 1];
-    int64_t seq;
+    char *text;
+    int64_t seq, ts, delivered_ms;
+    uint64_t offq_tag;
+    int tell_origin; /* the origin is a worker of this node: told from here, not by the script */
+    sio_timer_t *retry;
 } receipt_t;
+
+#define RECEIPT_RETRY_MS 250
+
+static void receipt_free(receipt_t *rc)
+{
+    *rc->pprev = rc->next;
+    if (rc->next != NULL)
+        rc->next->pprev = rc->pprev;
+    sio_timer_free(rc->retry);
+    free(rc->text);
+    free(rc);
+}
+
+static void receipt_store(receipt_t *rc);
+
+static void on_receipt_retry(sio_timer_t *t, void *ud)
+{
+    receipt_store(ud);
+}
+
+static void receipt_later(receipt_t *rc)
+{
+    metrics_inc(rc->hw->hub->m.receipt_retries);
+    if (rc->retry == NULL)
+        rc->retry = sio_timer_new(rc->hw->w, on_receipt_retry, rc);
+    sio_timer_start(rc->retry, RECEIPT_RETRY_MS);
+}
 
 static void on_receipt_stored(const redis_strings_t *r, void *ud)
 {
     receipt_t *rc = ud;
-    /* "gone": the message's record expired, and nobody waits for it any more */
-    if (r->err == NULL && strcmp(r->status, "ok") == 0)
-        hub_note_send(rc->hw, rc->from,
-                      hub_note_new(HUB_NOTE_DELIVERED, rc->sender, rc->sid, rc->sender, rc->id, rc->seq));
-    free(rc);
-}
-
-/* Marks a message delivered; its origin hears of it after Redis stored that, as it would from chat.lua. */
-static void store_receipt(hub_worker_t *hw, const inbound_t *in)
-{
-    if (in->from[0] == '\0' || hub_bus_index(hw->hub, in->from) < 0) {
-        chat_delivered(hw->cmd, in->sid, in->sender, in->id, in->seq, in->ts, 0, NULL, NULL);
+    hub_worker_t *hw = rc->hw;
+    if (r->err != NULL) {
+        if (hw->stopping) {
+            /* the broker keeps its copy unacked: another node hands it over */
+            receipt_free(rc);
+            return;
+        }
+        receipt_later(rc);
         return;
     }
+    /* "gone": the message's record expired, and nobody waits for it any more */
+    if (rc->tell_origin && strcmp(r->status, "ok") == 0)
+        hub_note_send(hw, rc->from, hub_note_new(HUB_NOTE_DELIVERED, rc->sender, rc->sid, rc->sender, rc->id, rc->seq));
+    if (rc->offq_tag != 0)
+        hub_offq_ack(hw, rc->offq_tag);
+    receipt_free(rc);
+}
+
+static void receipt_store(receipt_t *rc)
+{
+    if (chat_delivered(rc->hw->cmd, rc->sid, rc->sender, rc->id, rc->seq, rc->ts, rc->text, rc->delivered_ms,
+                       rc->tell_origin, on_receipt_stored, rc) != 0)
+        receipt_later(rc); /* Redis is down: the client reconnects, the timer tries again */
+}
+
+/* Marks a message delivered and logs it for the history, as one step in Redis. */
+static void store_receipt(hub_worker_t *hw, const inbound_t *in)
+{
     receipt_t *rc = buf_xcalloc(1, sizeof(*rc));
     rc->hw = hw;
+    rc->next = hw->receipts;
+    rc->pprev = &hw->receipts;
+    if (hw->receipts != NULL)
+        hw->receipts->pprev = &rc->next;
+    hw->receipts = rc;
     rc->seq = in->seq;
+    rc->ts = in->ts;
+    rc->delivered_ms = hub_wall_ms();
+    rc->offq_tag = in->offq_tag;
+    rc->tell_origin = in->from[0] != '\0' && hub_bus_index(hw->hub, in->from) >= 0;
     buf_copy_str(rc->from, sizeof(rc->from), in->from);
     buf_copy_str(rc->sid, sizeof(rc->sid), in->sid);
     buf_copy_str(rc->sender, sizeof(rc->sender), in->sender);
     buf_copy_str(rc->id, sizeof(rc->id), in->id);
-    if (chat_delivered(hw->cmd, in->sid, in->sender, in->id, in->seq, in->ts, 1, on_receipt_stored, rc) != 0)
-        free(rc);
+    rc->text = buf_xstrndup(in->text, strlen(in->text));
+    receipt_store(rc);
+}
+
+void hub_receipts_stop(hub_worker_t *hw)
+{
+    while (hw->receipts != NULL)
+        receipt_free(hw->receipts);
 }
 
 static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bins, size_t nbins, void *ud)
@@ -88,10 +155,7 @@ static void on_client_receipt(sio_socket_t *s, json_t *args, const sio_bin_t *bi
         inbound_free(in);
         return;
     }
-    store_receipt(hw, in);
-    hub_history_message(hw->hub, in->sid, in->seq, in->id, in->sender, in->text, in->ts, hub_wall_ms());
-    if (in->offq_tag != 0)
-        hub_offq_ack(hw, in->offq_tag);
+    store_receipt(hw, in); /* acks the queue's copy, if any, once stored */
     inbound_free(in);
 }
 

@@ -20,6 +20,7 @@ const char redis_err_unavailable[] = "unavailable";
 #define BACKOFF_MAX_MS 2000
 #define CONNECT_TIMEOUT_MS 2000
 #define REPLY_TIMEOUT_MS 3000
+#define STALL_MS 250 /* a timer this late means the loop itself stood still */
 
 typedef enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP } conn_state_t;
 
@@ -51,6 +52,7 @@ struct redis_client {
     char **channels;
     size_t nchannels;
     sio_timer_t *retry, *watchdog;
+    uint64_t watchdog_due; /* loop time the watchdog should fire at */
     uint64_t backoff_ms;
     int in_cb, freed;
 };
@@ -232,9 +234,26 @@ static void free_if_asked(redis_client_t *c)
         client_destroy(c);
 }
 
+/* Replies are awaited: REPLY_TIMEOUT_MS of the loop's time from now. */
+static void watchdog_arm(redis_client_t *c)
+{
+    c->watchdog_due = sio_worker_now(c->w) + REPLY_TIMEOUT_MS;
+    sio_timer_start(c->watchdog, REPLY_TIMEOUT_MS);
+}
+
 static void on_watchdog(sio_timer_t *t, void *ud)
 {
     redis_client_t *c = ud;
+    /*
+     * Firing long after it was due means this loop did not run (the process
+     * was stopped, or starved): the replies may be waiting in the socket,
+     * unread. That is no reason to drop the connection and fail every command
+     * in flight; give the loop one more period to read them.
+     */
+    if (sio_worker_now(c->w) > c->watchdog_due + STALL_MS) {
+        watchdog_arm(c);
+        return;
+    }
     conn_lost(c, "no reply in time");
     free_if_asked(c);
 }
@@ -248,7 +267,7 @@ static void write_argv(redis_client_t *c, int argc, const char **argv, const siz
     sio_stream_write(c->st, cmd, (size_t)n);
     free(cmd);
     if (!sio_timer_armed(c->watchdog) && !(c->on_message != NULL && c->state == ST_UP))
-        sio_timer_start(c->watchdog, REPLY_TIMEOUT_MS);
+        watchdog_arm(c);
 }
 
 static void send_internal(redis_client_t *c, pending_kind_t kind, int argc, const char **argv)
@@ -365,7 +384,7 @@ static void stream_read(sio_stream_t *st, const void *data, size_t len, void *ud
     c->in_cb--;
     if (!c->freed && c->state != ST_DOWN) {
         if (c->qlen > 0 && !(c->on_message != NULL && c->state == ST_UP))
-            sio_timer_start(c->watchdog, REPLY_TIMEOUT_MS);
+            watchdog_arm(c);
         else
             sio_timer_stop(c->watchdog);
     }

@@ -18,12 +18,14 @@ async function cluster(t, env = {}) {
 
 // Sends until the ack is ok (the client may retry `unavailable` with the same id).
 async function sendAcked(g, payload) {
+  let last;
   for (let i = 0; i < 200; i++) {
     const ack = await g.say(payload).catch(() => ({ ok: false, error: "timeout" }));
+    last = ack;
     if (ack.ok) return ack;
     await new Promise((r) => setTimeout(r, 50));
   }
-  throw new Error(`never acked: ${payload.id}`);
+  throw new Error(`never acked: ${payload.id} (${JSON.stringify(last)})`);
 }
 
 test("the peer is away: messages are queued; it comes back on the other node and gets them in order, once", async (t) => {
@@ -125,4 +127,45 @@ test("a receipt slower than the delivery timeout: queued and delivered, yet hand
   await a.say({ sessionId, id: "third", text: "third" });
   await until(() => back.inbox.length >= 1);
   assert.deepEqual(back.inbox.map((m) => m.id), ["third"], "the queued copy of a delivered message is never handed over again");
+});
+
+test("a node frozen for 5 s (SIGSTOP) and thawed delivers each message once", async (t) => {
+  const { nodes } = await cluster(t, { CHAT_DELIVERY_TIMEOUT_MS: "3000", CHAT_RATE_GUEST: "0/1" });
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const sends = [];
+  let i = 0;
+  const send = () => { i++; sends.push(sendAcked(a, { sessionId, id: `f${i}`, text: `frozen ${i}` })); };
+  for (let k = 0; k < 5; k++) send();
+  await Promise.all(sends);
+  // frozen with Redis commands in flight: receipts of a burst b is acking
+  await new Promise((resolve) => {
+    const seen = b.inbox.length;
+    const onMessage = () => {
+      if (b.inbox.length < seen + 100) return;
+      b.chat.off("chat:message", onMessage);
+      nodes[1].proc.kill("SIGSTOP");
+      resolve();
+    };
+    b.chat.on("chat:message", onMessage);
+    for (let k = 0; k < 300; k++) send();
+  });
+  t.after(() => { try { nodes[1].proc.kill("SIGCONT"); } catch { /* gone */ } });
+  // while b's node stands still, messages wait for their delivery timeout and go to b's queue
+  const frozen = setInterval(send, 200);
+  await new Promise((r) => setTimeout(r, 5000)); // the freeze itself is what is tested
+  clearInterval(frozen);
+  nodes[1].proc.kill("SIGCONT");
+  for (let k = 0; k < 5; k++) send();
+  await Promise.all(sends);
+  const ids = Array.from({ length: i }, (_, k) => `f${k + 1}`);
+  // at-least-once to b, and exactly once since no node died
+  await until(() => ids.every((id) => b.inbox.some((m) => m.id === id)), 30000).catch(() => {});
+  assert.deepEqual(ids.filter((id) => !b.inbox.some((m) => m.id === id)), [], "acked, never handed to b");
+  // whatever is still queued for b comes to its next connection, ahead of a live message
+  b.manager.engine.close();
+  const again = await connectGuest(t, nodes[0].url, { token: b.session.token });
+  assert.equal((await sendAcked(a, { sessionId, id: "live", text: "after" })).status, "delivered");
+  await until(() => again.inbox.some((m) => m.id === "live"));
+  const got = [...b.inbox, ...again.inbox].map((m) => m.id);
+  assert.deepEqual(ids.filter((id) => got.filter((x) => x === id).length > 1), [], "delivered twice");
 });
