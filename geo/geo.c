@@ -413,36 +413,121 @@ int geo_proxies_contains(const geo_proxies_t *p, const char *ip)
 
 void geo_client_ip(const geo_proxies_t *p, const char *peer, const char *xff, char *out, size_t outlen)
 {
+    const char *lines[1] = {xff};
+    size_t lens[1] = {xff != NULL ? strlen(xff) : 0};
+
+    geo_client_ip_lines(p, peer, lines, lens, xff != NULL ? 1 : 0, out, outlen);
+}
+
+/* 1 when s[0..len) is a port: 1 to 5 digits, at most 65535. */
+static int geo_is_port(const char *s, size_t len)
+{
+    unsigned long v = 0;
+
+    if (len == 0 || len > 5)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    return v <= 65535;
+}
+
+/*
+ * Parses one X-Forwarded-For entry, s[0..len) (not NUL-terminated): spaces
+ * and tabs around it are dropped; it is an address, "[v6]", "[v6]:port" or
+ * "v4:port". Writes the bare address text into `dst` and its 16-byte form into
+ * `addr`. Returns 0, or -1 when the entry is anything else (empty, a name, a
+ * zone, too long), with `dst` undefined. Never allocates.
+ */
+static int geo_xff_entry(const char *s, size_t len, char dst[GEO_ADDR_TEXT_MAX], unsigned char addr[16])
+{
+    size_t colons = 0;
+    int is_v4, want_v4 = -1;
+
+    while (len > 0 && geo_is_space(s[0])) {
+        s++;
+        len--;
+    }
+    while (len > 0 && geo_is_space(s[len - 1]))
+        len--;
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        size_t after;
+
+        if (close == NULL)
+            return -1;
+        after = len - (size_t)(close - s) - 1;
+        if (after > 0 && (close[1] != ':' || !geo_is_port(close + 2, after - 1)))
+            return -1;
+        s++;
+        len = (size_t)(close - s);
+        want_v4 = 0;
+    } else {
+        for (size_t i = 0; i < len; i++)
+            colons += s[i] == ':';
+        if (colons == 1) { /* only "v4:port" has one colon; IPv6 has two or more */
+            const char *colon = memchr(s, ':', len);
+            size_t host = (size_t)(colon - s);
+
+            if (!geo_is_port(colon + 1, len - host - 1))
+                return -1;
+            len = host;
+            want_v4 = 1;
+        }
+    }
+    if (len == 0 || len >= GEO_ADDR_TEXT_MAX)
+        return -1;
+    memcpy(dst, s, len);
+    dst[len] = '\0';
+    if (geo_parse_addr(dst, addr, &is_v4) != 0 || (want_v4 >= 0 && is_v4 != want_v4))
+        return -1;
+    return 0;
+}
+
+void geo_client_ip_lines(const geo_proxies_t *p, const char *peer, const char *const *lines, const size_t *lens,
+                         size_t n, char *out, size_t outlen)
+{
     char best[GEO_ADDR_TEXT_MAX];
-    const char *end;
+    unsigned hops = 0;
 
     if (out == NULL || outlen == 0)
         return;
     snprintf(out, outlen, "%s", peer != NULL ? peer : "");
-    if (!geo_proxies_contains(p, peer) || xff == NULL)
+    if (!geo_proxies_contains(p, peer) || lines == NULL || lens == NULL)
         return;
 
-    /* Walk the header from the right: each hop appended the address it saw. */
+    /* The lines are one list (RFC 7230 3.2.2), walked from its right end: each
+     * hop appended the address it saw. Nothing is copied but one entry at a
+     * time, so a padded client line costs a scan and cannot push a proxy's
+     * entry out of view; the walk stops after GEO_XFF_MAX_HOPS entries. */
     best[0] = '\0';
-    end = xff + strlen(xff);
-    while (1) {
-        const char *start = end;
-        char entry[GEO_ADDR_TEXT_MAX];
-        unsigned char addr[16];
-        int is_v4;
+    for (size_t li = n; li-- > 0;) {
+        const char *base = lines[li];
+        const char *end = base != NULL ? base + lens[li] : NULL;
 
-        while (start > xff && start[-1] != ',')
-            start--;
-        if (geo_trim_copy(start, (size_t)(end - start), entry, sizeof(entry)) != 0 ||
-            geo_parse_addr(entry, addr, &is_v4) != 0)
-            break; /* malformed: keep the last good address */
-        memcpy(best, entry, strlen(entry) + 1);
-        if (!geo_proxies_contains_addr(p, addr))
-            break; /* the first untrusted hop is the client */
-        if (start == xff)
-            break; /* all trusted: the leftmost is all we know */
-        end = start - 1;
+        if (base == NULL)
+            goto done; /* an absent line is malformed too */
+        while (1) {
+            const char *start = end;
+            char entry[GEO_ADDR_TEXT_MAX];
+            unsigned char addr[16];
+
+            while (start > base && start[-1] != ',')
+                start--;
+            if (geo_xff_entry(start, (size_t)(end - start), entry, addr) != 0)
+                goto done; /* malformed: keep the last good address */
+            memcpy(best, entry, strlen(entry) + 1);
+            if (!geo_proxies_contains_addr(p, addr) || ++hops >= GEO_XFF_MAX_HOPS)
+                goto done; /* the first untrusted hop is the client */
+            if (start == base)
+                break; /* on to the line before */
+            end = start - 1;
+        }
     }
+done:
+    /* All trusted (or the bound reached): the leftmost seen is all we know. */
     if (best[0] != '\0')
         snprintf(out, outlen, "%s", best);
 }

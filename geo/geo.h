@@ -90,13 +90,31 @@ int geo_proxies_contains(const geo_proxies_t *p, const char *ip);
  * proxy, in which case X-Forwarded-For (`xff`, may be NULL) is read from the
  * right, skipping trusted hops; the first untrusted entry is the client. When
  * every entry is trusted, the leftmost is taken. Entries are trimmed of
- * spaces and tabs. Malformed entries (empty, a port, a name) stop the walk and
+ * spaces and tabs. Malformed entries (empty, a name, a zone) stop the walk and
  * the last good address is kept (the peer itself when the rightmost entry is
  * malformed). Writes NUL-terminated text into `out` (at least 46 bytes, the
- * caller's buffer): the peer as given, or an X-Forwarded-For entry as written
- * after trimming. Never fails.
+ * caller's buffer): the peer as given, or the address of an X-Forwarded-For
+ * entry without brackets or port. One header line: geo_client_ip_lines.
+ * Never fails.
  */
 void geo_client_ip(const geo_proxies_t *p, const char *peer, const char *xff, char *out, size_t outlen);
+
+/** Trusted hops geo_client_ip_lines examines at most; past them, the leftmost examined is the client. */
+#define GEO_XFF_MAX_HOPS 16
+
+/**
+ * geo_client_ip over every X-Forwarded-For header line of a request: `n`
+ * values lines[i] of lens[i] bytes (not NUL-terminated, as h2o holds them),
+ * in the order received, read as one comma-separated list from its right
+ * end. Entries may also be "[v6]", "[v6]:port" or "v4:port" (the port is
+ * dropped). At most GEO_XFF_MAX_HOPS entries are examined, whatever the
+ * lines' length; nothing is allocated or copied but one entry. Writes the
+ * peer, or the bare address of one entry, NUL-terminated and cut to `outlen`
+ * (out NULL or outlen 0: nothing written). A NULL line is malformed. Never
+ * fails.
+ */
+void geo_client_ip_lines(const geo_proxies_t *p, const char *peer, const char *const *lines, const size_t *lens,
+                         size_t n, char *out, size_t outlen);
 
 /**
  * Validates a device location (lat in [-90, 90], lon in [-180, 180], finite

@@ -144,10 +144,11 @@ limits_t *hub_ip_limits(hub_t *h)
     return h->ip_limits;
 }
 
-void hub_resolve_addr(void *hub, const char *peer, const char *xff, char *out, size_t outlen)
+void hub_resolve_addr(void *hub, const char *peer, const char *const *lines, const size_t *lens, size_t n, char *out,
+                      size_t outlen)
 {
     hub_t *h = hub;
-    geo_client_ip(h->proxies, peer, xff, out, outlen);
+    geo_client_ip_lines(h->proxies, peer, lines, lens, n, out, outlen);
 }
 
 /* ---- connections and the registry ---- */

@@ -26,7 +26,8 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen);
 void hub_free(hub_t *h);
 
 /** The resolve_addr hook of sio_options_t: X-Forwarded-For through trusted proxies only. */
-void hub_resolve_addr(void *hub, const char *peer, const char *xff, char *out, size_t outlen);
+void hub_resolve_addr(void *hub, const char *peer, const char *const *lines, const size_t *lens, size_t n, char *out,
+                      size_t outlen);
 
 struct hist;
 struct redis_target;

@@ -28,21 +28,32 @@ static void peer_addr(h2o_conn_t *conn, char *out, size_t outlen)
 }
 
 /* The client's address: the peer, or what the application makes of the peer
- * and X-Forwarded-For when it resolves addresses itself (trusted proxies). */
+ * and every X-Forwarded-For line when it resolves addresses itself (trusted
+ * proxies). Only the last SIO_XFF_MAX_LINES lines are passed: the walk starts
+ * at the right end, so the lines a client sent before the proxies' own are the
+ * ones left out, and nothing is copied or cut. */
 static void client_addr(sio_worker_t *w, h2o_req_t *req, char *out, size_t outlen)
 {
     peer_addr(req->conn, out, outlen);
     if (w->srv->opt.resolve_addr == NULL)
         return;
-    char peer[64], xff[512];
+    char peer[64];
+    const char *lines[SIO_XFF_MAX_LINES];
+    size_t lens[SIO_XFF_MAX_LINES], n = 0, total = 0;
     snprintf(peer, sizeof(peer), "%s", out);
-    xff[0] = '\0';
-    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, -1);
-    if (i >= 0) {
-        h2o_iovec_t v = req->headers.entries[i].value;
-        snprintf(xff, sizeof(xff), "%.*s", (int)(v.len < sizeof(xff) ? v.len : sizeof(xff) - 1), v.base);
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;)
+        total++;
+    size_t skip = total > SIO_XFF_MAX_LINES ? total - SIO_XFF_MAX_LINES : 0;
+    for (ssize_t i = -1; (i = h2o_find_header(&req->headers, H2O_TOKEN_X_FORWARDED_FOR, i)) != -1;) {
+        if (skip > 0) {
+            skip--;
+            continue;
+        }
+        lines[n] = req->headers.entries[i].value.base;
+        lens[n] = req->headers.entries[i].value.len;
+        n++;
     }
-    w->srv->opt.resolve_addr(w->srv->opt.resolve_addr_ud, peer, i >= 0 ? xff : NULL, out, outlen);
+    w->srv->opt.resolve_addr(w->srv->opt.resolve_addr_ud, peer, lines, lens, n, out, outlen);
 }
 
 static h2o_iovec_t find_header(h2o_req_t *req, const char *name, size_t len)

@@ -22,6 +22,10 @@
 #include "../buf/buf.h"
 #include "../limits/limits.h"
 
+/* X-Forwarded-For lines handed to resolve_addr at most (the last ones): one
+ * per trusted hop is all a walk from the right can use (GEO_XFF_MAX_HOPS). */
+#define SIO_XFF_MAX_LINES 16
+
 typedef struct sio_server sio_server_t;
 typedef struct sio_nsp sio_nsp_t;
 typedef struct sio_socket sio_socket_t;
@@ -98,9 +102,12 @@ typedef struct sio_options {
     size_t max_queued;           /* output queued for one connection before it is closed; 0: 4 MiB */
     const char *allowed_origins; /* comma-separated Origin values; NULL: any */
     /* When set, decides the client address of a new session from the direct
-     * peer and the X-Forwarded-For header (NULL when absent); writes it into
-     * `out`. Without it, the client address is the peer. */
-    void (*resolve_addr)(void *ud, const char *peer, const char *xff, char *out, size_t outlen);
+     * peer and the X-Forwarded-For header lines (`n` values, lines[i] of
+     * lens[i] bytes, not NUL-terminated, in the order received; the last
+     * SIO_XFF_MAX_LINES of them when there are more); writes it into `out`.
+     * Without it, the client address is the peer. */
+    void (*resolve_addr)(void *ud, const char *peer, const char *const *lines, const size_t *lens, size_t n, char *out,
+                         size_t outlen);
     void *resolve_addr_ud;
     /* When set, bounds new sessions per client address: LIMITS_HANDSHAKE
      * tokens and max_conns open sessions (answered 429 past either). */

@@ -471,7 +471,9 @@ static void test_client_ip_malformed(void **state)
 {
     /* A malformed rightmost entry: the peer is kept. */
     client_ip("10.0.0.0/8", "10.0.0.1", "garbage", "10.0.0.1");
-    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1:4711", "10.0.0.1");
+    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1:99999", "10.0.0.1"); /* no port */
+    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1:", "10.0.0.1");
+    client_ip("10.0.0.0/8", "10.0.0.1", "fe80::1%eth0", "10.0.0.1"); /* zones are not taken */
     client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1,", "10.0.0.1");
     /* A malformed entry behind trusted hops: the last good (trusted) one is kept. */
     client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1, unknown, 10.1.1.1", "10.1.1.1");
@@ -502,6 +504,132 @@ static void test_client_ip_small_out(void **state)
     geo_client_ip(NULL, "203.0.113.5", NULL, out, 0); /* nothing written, no crash */
     geo_client_ip(NULL, NULL, NULL, out, sizeof(out));
     assert_string_equal(out, "");
+}
+
+/* ---- every X-Forwarded-For line ---- */
+
+/* geo_client_ip_lines over `n` lines, each copied into a buffer of exactly its
+ * length (no NUL), so that ASan sees any read past a value. */
+static void client_ip_lines(const char *proxies, const char *peer, size_t n, const char *const *text, const char *want)
+{
+    geo_proxies_t *p = parse_ok(proxies);
+    const char *lines[24];
+    size_t lens[24];
+    char out[46];
+
+    assert_true(n <= 24);
+    for (size_t i = 0; i < n; i++) {
+        lens[i] = text[i] != NULL ? strlen(text[i]) : 0;
+        char *copy = text[i] != NULL ? malloc(lens[i] > 0 ? lens[i] : 1) : NULL;
+        if (copy != NULL)
+            memcpy(copy, text[i], lens[i]);
+        lines[i] = copy;
+    }
+    memset(out, 'x', sizeof(out));
+    geo_client_ip_lines(p, peer, lines, lens, n, out, sizeof(out));
+    assert_string_equal(out, want);
+    for (size_t i = 0; i < n; i++)
+        free((char *)lines[i]);
+    geo_proxies_free(p);
+}
+
+static void test_client_ip_lines_several(void **state)
+{
+    /* HAProxy's option forwardfor adds its own line after the client's: the
+     * proxy's line is the right end of the list, the client's is ignored. */
+    const char *two[] = {"203.0.113.9", "198.51.100.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, two, "198.51.100.1");
+    const char *three[] = {"1.2.3.4", "198.51.100.1, 10.1.1.1", "10.2.2.2"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, three, "198.51.100.1");
+    /* Trusted hops span lines: the walk goes on into the line before. */
+    const char *spans[] = {"5.5.5.5, 198.51.100.7", "10.1.1.1", " 10.2.2.2 ,10.3.3.3"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, spans, "198.51.100.7");
+    /* An empty list of lines: the peer. */
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 0, NULL, "10.0.0.1");
+}
+
+static void test_client_ip_lines_padded(void **state)
+{
+    /* 10 KB of forged entries in the client's line (and a single line too):
+     * nothing is cut, the proxy's entry at the right end still decides. */
+    size_t cap = 10 * 1024 + 64, len = 0;
+    char *pad = malloc(cap);
+    while (len < 10 * 1024) {
+        memcpy(pad + len, "203.0.113.9, ", 13);
+        len += 13;
+    }
+    memcpy(pad + len, "203.0.113.9", 12);
+    const char *lines[] = {pad, "198.51.100.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, lines, "198.51.100.1");
+    memcpy(pad + len, "198.51.100.2", 13);
+    const char *one[] = {pad};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 1, one, "198.51.100.2");
+    client_ip("10.0.0.0/8", "10.0.0.1", pad, "198.51.100.2");
+    /* Padding with spaces, or one huge entry, is malformed at worst. */
+    memset(pad, ' ', len);
+    memcpy(pad + len, "198.51.100.3", 13);
+    client_ip("10.0.0.0/8", "10.0.0.1", pad, "198.51.100.3");
+    memset(pad, '1', len);
+    const char *huge[] = {pad, "10.1.1.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, huge, "10.1.1.1");
+    free(pad);
+}
+
+static void test_client_ip_lines_all_trusted(void **state)
+{
+    const char *chain[] = {"10.3.3.3", "10.2.2.2", "10.1.1.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, chain, "10.3.3.3");
+    /* The hop bound: past GEO_XFF_MAX_HOPS trusted entries, the leftmost
+     * examined is taken, and what lies further left is never read. */
+    char text[24][16];
+    const char *many[24];
+    for (int i = 0; i < 24; i++) {
+        snprintf(text[i], sizeof(text[i]), "10.0.0.%d", i);
+        many[i] = text[i];
+    }
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 24, many, "10.0.0.8"); /* 24 - 16 */
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", GEO_XFF_MAX_HOPS, many, "10.0.0.0");
+}
+
+static void test_client_ip_lines_malformed(void **state)
+{
+    /* A malformed entry ends the walk: the last good address is kept. */
+    const char *bad[] = {"198.51.100.1", "garbage", "10.1.1.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, bad, "10.1.1.1");
+    const char *empty[] = {"198.51.100.1", "", "10.1.1.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, empty, "10.1.1.1");
+    const char *last[] = {"198.51.100.1", "10.1.1.1, nope"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, last, "10.0.0.1");
+    const char *absent[] = {"198.51.100.1", NULL};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, absent, "10.0.0.1");
+    const char *ports[] = {"[2001:db8::1]:99999", "[::1", "1.2.3.4:", "[1.2.3.4]", "[2001:db8::1]x", "a:b"};
+    for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
+        client_ip_lines("10.0.0.0/8", "10.0.0.1", 1, &ports[i], "10.0.0.1");
+}
+
+static void test_client_ip_lines_ipv6_and_ports(void **state)
+{
+    const char *v6[] = {"2001:db8:1::42", "2001:db8:ffff::2"};
+    client_ip_lines("2001:db8:ffff::/48", "2001:db8:ffff::1", 2, v6, "2001:db8:1::42");
+    const char *bracketed[] = {" [2001:db8:1::42]:443 ", "[2001:db8:ffff::2]"};
+    client_ip_lines("2001:db8:ffff::/48", "2001:db8:ffff::1", 2, bracketed, "2001:db8:1::42");
+    const char *v4port[] = {"198.51.100.1:5678", "10.1.1.1:80"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, v4port, "198.51.100.1");
+    const char *mixed[] = {"[2001:db8:4::1]", "::ffff:10.2.2.2"}; /* mapped trusted hop */
+    client_ip_lines("10.0.0.0/8", "::ffff:10.0.0.1", 2, mixed, "2001:db8:4::1");
+}
+
+static void test_client_ip_lines_untrusted_peer(void **state)
+{
+    /* A peer that is no trusted proxy: every line is the client's own word. */
+    const char *lines[] = {"10.1.1.1", "198.51.100.1"};
+    client_ip_lines("10.0.0.0/8", "203.0.113.5", 2, lines, "203.0.113.5");
+    client_ip_lines("", "10.0.0.1", 2, lines, "10.0.0.1");
+    char out[46];
+    size_t lens[] = {8, 12};
+    geo_client_ip_lines(NULL, "203.0.113.5", lines, lens, 2, out, sizeof(out));
+    assert_string_equal(out, "203.0.113.5");
+    geo_client_ip_lines(NULL, "203.0.113.5", lines, lens, 2, out, 0); /* nothing written */
 }
 
 /* ---- device locations ---- */
@@ -610,6 +738,12 @@ int main(void)
         cmocka_unit_test(test_client_ip_malformed),
         cmocka_unit_test(test_client_ip_ipv6),
         cmocka_unit_test(test_client_ip_small_out),
+        cmocka_unit_test(test_client_ip_lines_several),
+        cmocka_unit_test(test_client_ip_lines_padded),
+        cmocka_unit_test(test_client_ip_lines_all_trusted),
+        cmocka_unit_test(test_client_ip_lines_malformed),
+        cmocka_unit_test(test_client_ip_lines_ipv6_and_ports),
+        cmocka_unit_test(test_client_ip_lines_untrusted_peer),
         cmocka_unit_test(test_device_valid),
         cmocka_unit_test(test_device_invalid),
         cmocka_unit_test(test_distance),
