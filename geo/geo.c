@@ -477,8 +477,8 @@ static int geo_xff_entry(const char *s, size_t len, char dst[GEO_ADDR_TEXT_MAX],
             want_v4 = 1;
         }
     }
-    if (len == 0 || len >= GEO_ADDR_TEXT_MAX)
-        return -1;
+    if (len == 0 || len >= GEO_ADDR_TEXT_MAX || memchr(s, '\0', len) != NULL)
+        return -1; /* a NUL would let "1.2.3.4\0junk" pass as its prefix */
     memcpy(dst, s, len);
     dst[len] = '\0';
     if (geo_parse_addr(dst, addr, &is_v4) != 0 || (want_v4 >= 0 && is_v4 != want_v4))
