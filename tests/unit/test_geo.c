@@ -602,6 +602,15 @@ static void test_client_ip_lines_malformed(void **state)
     client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, last, "10.0.0.1");
     const char *absent[] = {"198.51.100.1", NULL};
     client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, absent, "10.0.0.1");
+    /* A NUL inside an entry (h2o refuses it; the function must not rely on
+     * that) is malformed, not cut to "1.2.3.4". */
+    geo_proxies_t *p = parse_ok("10.0.0.0/8");
+    const char *nul[] = {"198.51.100.1\0junk"};
+    size_t nul_len[] = {17};
+    char out[46];
+    geo_client_ip_lines(p, "10.0.0.1", nul, nul_len, 1, out, sizeof(out));
+    assert_string_equal(out, "10.0.0.1");
+    geo_proxies_free(p);
     const char *ports[] = {"[2001:db8::1]:99999", "[::1", "1.2.3.4:", "[1.2.3.4]", "[2001:db8::1]x", "a:b"};
     for (size_t i = 0; i < sizeof(ports) / sizeof(ports[0]); i++)
         client_ip_lines("10.0.0.0/8", "10.0.0.1", 1, &ports[i], "10.0.0.1");
