@@ -581,10 +581,10 @@ static void test_client_ip_lines_all_trusted(void **state)
     client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, chain, "10.3.3.3");
     /* The hop bound: past GEO_XFF_MAX_HOPS trusted entries, the leftmost
      * examined is taken, and what lies further left is never read. */
-    char text[24][16];
+    char text[24][24];
     const char *many[24];
-    for (int i = 0; i < 24; i++) {
-        snprintf(text[i], sizeof(text[i]), "10.0.0.%d", i);
+    for (unsigned i = 0; i < 24; i++) {
+        snprintf(text[i], sizeof(text[i]), "10.0.0.%u", i);
         many[i] = text[i];
     }
     client_ip_lines("10.0.0.0/8", "10.0.0.1", 24, many, "10.0.0.8"); /* 24 - 16 */
