@@ -269,7 +269,8 @@ int config_load(config_t *cfg, char *err, size_t errlen)
         goto error;
     cfg->max_conn_per_guest = (int)n;
     if (config_list("CHATD_HANDSHAKE_RATE_IP", "60/10", '/', 2, cfg->handshake_rate_ip, err, errlen) != 0 ||
-        config_list("GUEST_RATE_IP", "30/60", '/', 2, cfg->guest_rate_ip, err, errlen) != 0)
+        config_list("GUEST_RATE_IP", "30/60", '/', 2, cfg->guest_rate_ip, err, errlen) != 0 ||
+        config_list("MODAPI_AUTH_FAIL_RATE", "10/60", '/', 2, cfg->modapi_auth_fail_rate, err, errlen) != 0)
         goto error;
     if (config_int("CHATD_CONNECT_TIMEOUT_MS", 45000, 1, CONFIG_MAX_MS, &n, err, errlen) != 0)
         goto error;
@@ -359,6 +360,8 @@ void config_print_help(FILE *out, const char *argv0)
         {"ALLOWED_ORIGINS", "Origin allow-list for browsers (comma-separated)", "any"},
         {"MODERATOR_KEYS_FILE", "one SHA-256 hex digest of a moderator key per line",
          "none: moderator API answers 401"},
+        {"MODAPI_AUTH_FAIL_RATE", "failed moderator API logins per client address: count/seconds (0/1: no bound)",
+         "10/60"},
         {"CHATD_WEB_DIR", "the built web app (visitor PWA and /moderate console)", "web beside the binary"},
         {"CHATD_PING_INTERVAL_MS", "Engine.IO ping interval (ms)", "25000"},
         {"CHATD_PING_TIMEOUT_MS", "Engine.IO ping timeout (ms)", "20000"},

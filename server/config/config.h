@@ -27,6 +27,7 @@ typedef struct config {
     size_t max_payload;           /* CHATD_MAX_PAYLOAD, 1000000 */
     size_t max_queued;            /* CHATD_MAX_QUEUED_BYTES, 4194304 */
     int max_conn_per_ip;          /* CHATD_MAX_CONN_PER_IP open Engine.IO sessions per address, 256; 0: no bound */
+    int modapi_auth_fail_rate[2]; /* MODAPI_AUTH_FAIL_RATE failed moderator auths per address, "10/60" */
     int handshake_rate_ip[2];     /* CHATD_HANDSHAKE_RATE_IP new sessions per address, "60/10"; 0/x: no bound */
     int guest_rate_ip[2];         /* GUEST_RATE_IP new guests per address, "30/60"; 0/x: no bound */
     int max_conn_per_guest;       /* CHATD_MAX_CONN_PER_GUEST connections of one guest, 8; 0: no bound */

@@ -370,7 +370,8 @@ void hist_put_report(hist_t *h, const char *report_id, const char *session_id, c
     enqueue(h, w);
 }
 
-void hist_put_audit(hist_t *h, const char *moderator, const char *action, const char *detail, int64_t at_ms)
+void hist_put_audit(hist_t *h, const char *moderator, const char *action, const char *detail, const char *target,
+                    const char *info, int64_t at_ms)
 {
     static const char hex[] = "0123456789abcdef";
     static unsigned long counter;
@@ -394,6 +395,8 @@ void hist_put_audit(hist_t *h, const char *moderator, const char *action, const 
     w->guest = dup_or_null(moderator);
     w->action = dup_or_null(action);
     w->detail = dup_or_null(detail);
+    w->guest_b = dup_or_null(target);
+    w->text = dup_or_null(info);
     w->t1 = at_ms;
     enqueue(h, w);
 }
@@ -481,10 +484,18 @@ json_t *hist_json_report(const char *report_id, const char *session_id, const ch
 }
 
 json_t *hist_json_audit(const char *audit_id, const char *moderator, const char *action, const char *detail,
-                        int64_t at_ms)
+                        const char *target, const char *info, int64_t at_ms)
 {
-    json_t *o = json_pack("{s:o,s:o,s:o,s:o,s:I}", "id", hist_json_str(audit_id), "moderator", hist_json_str(moderator),
-                          "action", hist_json_str(action), "detail", hist_json_str(detail), "at", (json_int_t)at_ms);
+    /* entries written before info existed, or whose info does not parse, show null */
+    json_t *obj = info != NULL ? json_loads(info, 0, NULL) : NULL;
+    if (obj != NULL && !json_is_object(obj)) {
+        json_decref(obj);
+        obj = NULL;
+    }
+    json_t *o =
+        json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:I}", "id", hist_json_str(audit_id), "moderator", hist_json_str(moderator),
+                  "action", hist_json_str(action), "detail", hist_json_str(detail), "target", hist_json_str(target),
+                  "info", obj != NULL ? obj : json_null(), "at", (json_int_t)at_ms);
     if (o == NULL)
         abort();
     return o;
@@ -649,9 +660,9 @@ int hist_close_report(hist_t *h, const char *report_id, int64_t closed_ms)
     return h->be->close_report(h->store, report_id, closed_ms);
 }
 
-int hist_audit(hist_t *h, int limit, const char *cursor, json_t **out)
+int hist_audit(hist_t *h, const char *target, int limit, const char *cursor, json_t **out)
 {
-    char *query = query_desc(json_pack("[s]", "audit"));
+    char *query = query_desc(json_pack("[s,o]", "audit", hist_json_str(target)));
     hist_pos_t pos;
     json_t *position, *items = NULL;
     int rc = page_begin(h, query, limit, cursor, &pos, &position);
@@ -660,7 +671,7 @@ int hist_audit(hist_t *h, int limit, const char *cursor, json_t **out)
     if (rc != 0)
         goto Exit;
     items = json_array();
-    rc = h->be->audit(h->store, &pos, limit + 1, items);
+    rc = h->be->audit(h->store, target, &pos, limit + 1, items);
     if (rc == 0) {
         *out = page_end(h, query, items, limit, "at", "id", 1);
         items = NULL;

@@ -82,8 +82,14 @@ uint64_t hist_stored_count(hist_t *h);
 /** A report; `report_id` is chosen by the caller (idempotent by it). */
 void hist_put_report(hist_t *h, const char *report_id, const char *session_id, const char *reporter_guest_id,
                      const char *reason, int64_t created_ms);
-/** A moderator call: who (a key fingerprint, never the key), what (method and path, parameters), when. */
-void hist_put_audit(hist_t *h, const char *moderator, const char *action, const char *detail, int64_t at_ms);
+/**
+ * A moderator call: who (a key fingerprint, never the key), what (method and
+ * path, parameters), the guest id or address it was about (`target`, may be
+ * NULL) and what it did (`info`, a JSON object's text or NULL), when. Every
+ * string is copied; queued, never fails.
+ */
+void hist_put_audit(hist_t *h, const char *moderator, const char *action, const char *detail, const char *target,
+                    const char *info, int64_t at_ms);
 
 /** Writes queued and not yet stored, and the age in ms of the oldest one (0 when none): the lag. */
 void hist_backlog(hist_t *h, size_t *queued, int64_t *oldest_age_ms);
@@ -119,7 +125,12 @@ int hist_reports(hist_t *h, const char *status, int limit, const char *cursor, j
  * waits (up to 2 s) for the queue, where the report may still be.
  */
 int hist_close_report(hist_t *h, const char *report_id, int64_t closed_ms);
-/** The audit log, newest first: {"moderator", "action", "detail", "at"}. */
-int hist_audit(hist_t *h, int limit, const char *cursor, json_t **out);
+/**
+ * The audit log, newest first: {"moderator", "action", "detail", "target",
+ * "info", "at"} ("target" and "info" null when not written). `target` NULL:
+ * every entry; else only those about it (matched exactly: the caller
+ * canonicalises addresses). The cursor belongs to the target it was made for.
+ */
+int hist_audit(hist_t *h, const char *target, int limit, const char *cursor, json_t **out);
 
 #endif

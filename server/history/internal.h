@@ -35,7 +35,8 @@ typedef enum hist_wkind {
  *   message:       session_id, key = message id, guest = sender, text, seq, t1 = sent, t2 = delivered
  *   report:        session_id, key = report id, guest = reporter, reason, t1 = created
  *   audit:         key = audit id (made at put time so retries stay idempotent),
- *                  guest = moderator, action, detail, t1 = at
+ *                  guest = moderator, action, detail, guest_b = target (a guest id or
+ *                  address the call was about), text = info (a JSON object's text), t1 = at
  */
 typedef struct hist_write {
     struct hist_write *next;
@@ -70,7 +71,8 @@ typedef struct hist_backend {
     int (*messages)(void *store, const char *session_id, const hist_pos_t *after, int fetch, json_t *items);
     int (*reports)(void *store, const char *status, const hist_pos_t *after, int fetch, json_t *items);
     int (*close_report)(void *store, const char *report_id, int64_t closed_ms);
-    int (*audit)(void *store, const hist_pos_t *after, int fetch, json_t *items);
+    /* `target` NULL: every entry; else only those whose target it is */
+    int (*audit)(void *store, const char *target, const hist_pos_t *after, int fetch, json_t *items);
     void (*close)(void *store);
 } hist_backend_t;
 
@@ -91,7 +93,7 @@ json_t *hist_json_message(const char *session_id, int64_t seq, const char *messa
 json_t *hist_json_report(const char *report_id, const char *session_id, const char *reporter, const char *reason,
                          int64_t created_ms, const char *status, int has_closed, int64_t closed_ms);
 json_t *hist_json_audit(const char *audit_id, const char *moderator, const char *action, const char *detail,
-                        int64_t at_ms);
+                        const char *target, const char *info, int64_t at_ms);
 /* A string or JSON null when `s` is NULL. */
 json_t *hist_json_str(const char *s);
 

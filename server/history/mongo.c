@@ -78,8 +78,10 @@ static int create_indexes(mongoc_client_t *c, const char *db)
                        "}", "{", "key", "{", "createdAt", BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name",
                        BCON_UTF8("createdAt"), "}", "{", "key", "{", "sessionId", BCON_INT32(1), "}", "name",
                        BCON_UTF8("sessionId"), "}", "]");
-    cmds[3] = BCON_NEW("createIndexes", BCON_UTF8("audit"), "indexes", "[", "{", "key", "{", "at", BCON_INT32(-1),
-                       "_id", BCON_INT32(-1), "}", "name", BCON_UTF8("at"), "}", "]");
+    cmds[3] =
+        BCON_NEW("createIndexes", BCON_UTF8("audit"), "indexes", "[", "{", "key", "{", "at", BCON_INT32(-1), "_id",
+                 BCON_INT32(-1), "}", "name", BCON_UTF8("at"), "}", "{", "key", "{", "target", BCON_INT32(1), "at",
+                 BCON_INT32(-1), "_id", BCON_INT32(-1), "}", "name", BCON_UTF8("target_at"), "}", "]");
     int rc = 0;
     for (int i = 0; i < 4; i++) {
         bson_error_t error;
@@ -267,6 +269,8 @@ static int add_write(mongoc_bulk_operation_t *bulk, const hist_write_t *w)
         append_str(&set, "moderator", w->guest);
         append_str(&set, "action", w->action);
         append_str(&set, "detail", w->detail);
+        append_str(&set, "target", w->guest_b);
+        append_str(&set, "info", w->text);
         BSON_APPEND_INT64(&set, "at", w->t1);
         bson_append_document_end(u, &set);
         return bulk_update(bulk, w->key, NULL, u);
@@ -434,7 +438,7 @@ static json_t *doc_report(const bson_t *d)
 static json_t *doc_audit(const bson_t *d)
 {
     return hist_json_audit(doc_str(d, "_id"), doc_str(d, "moderator"), doc_str(d, "action"), doc_str(d, "detail"),
-                           doc_i64(d, "at", NULL));
+                           doc_str(d, "target"), doc_str(d, "info"), doc_i64(d, "at", NULL));
 }
 
 /*
@@ -547,9 +551,11 @@ static int mg_reports(void *store, const char *status, const hist_pos_t *after, 
     return run_find(store, "reports", filter, newest_first("createdAt", fetch), doc_report, items, NULL);
 }
 
-static int mg_audit(void *store, const hist_pos_t *after, int fetch, json_t *items)
+static int mg_audit(void *store, const char *target, const hist_pos_t *after, int fetch, json_t *items)
 {
     bson_t *filter = bson_new();
+    if (target != NULL)
+        BSON_APPEND_UTF8(filter, "target", target);
     append_after(filter, "at", after);
     return run_find(store, "audit", filter, newest_first("at", fetch), doc_audit, items, NULL);
 }

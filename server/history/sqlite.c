@@ -56,8 +56,12 @@ static const char SCHEMA[] =
     "CREATE INDEX IF NOT EXISTS reports_status ON reports (status, created_at, report_id);"
     "CREATE INDEX IF NOT EXISTS reports_session ON reports (session_id);"
     "CREATE TABLE IF NOT EXISTS audit ("
-    " audit_id TEXT PRIMARY KEY, moderator TEXT, action TEXT, detail TEXT, at INTEGER NOT NULL);"
+    " audit_id TEXT PRIMARY KEY, moderator TEXT, action TEXT, detail TEXT, at INTEGER NOT NULL,"
+    " target TEXT, info TEXT);"
     "CREATE INDEX IF NOT EXISTS audit_at ON audit (at, audit_id);";
+/* A file made before the audit had a target gains the columns (they stay NULL in its old rows). */
+static const char MIGRATE_AUDIT[] = "ALTER TABLE audit ADD COLUMN target TEXT; ALTER TABLE audit ADD COLUMN info TEXT;";
+static const char AUDIT_TARGET_INDEX[] = "CREATE INDEX IF NOT EXISTS audit_target ON audit (target, at, audit_id);";
 
 /* The first start fills the row (an end may have come first); later starts change nothing. */
 static const char SQL_START[] =
@@ -74,8 +78,8 @@ static const char SQL_MESSAGE[] = "INSERT OR IGNORE INTO messages (session_id, s
                                   " sent_at, delivered_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 static const char SQL_REPORT[] = "INSERT OR IGNORE INTO reports (report_id, session_id, reporter_guest_id, reason,"
                                  " created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
-static const char SQL_AUDIT[] =
-    "INSERT OR IGNORE INTO audit (audit_id, moderator, action, detail, at) VALUES (?1, ?2, ?3, ?4, ?5)";
+static const char SQL_AUDIT[] = "INSERT OR IGNORE INTO audit (audit_id, moderator, action, detail, at, target, info)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 static const char SESSION_COLS[] = "session_id, guest_a, guest_b, city_a, country_a, city_b, country_b,"
                                    " started_at, ended_at, end_reason";
@@ -138,6 +142,17 @@ static void sq_close(void *store)
     free(s);
 }
 
+/* Adds the audit's target and info columns when the file lacks them; 0, or -1 with `*msg` set. */
+static int migrate_audit(sqlite3 *db, char **msg)
+{
+    sqlite3_stmt *probe = NULL;
+    int has = sqlite3_prepare_v2(db, "SELECT target, info FROM audit LIMIT 0", -1, &probe, NULL) == SQLITE_OK;
+    sqlite3_finalize(probe);
+    if (has)
+        return 0;
+    return sqlite3_exec(db, MIGRATE_AUDIT, NULL, NULL, msg) == SQLITE_OK ? 0 : -1;
+}
+
 void *hist_sqlite_open(const char *path, char *err, size_t errlen)
 {
     sq_t *s = buf_xcalloc(1, sizeof *s);
@@ -148,7 +163,8 @@ void *hist_sqlite_open(const char *path, char *err, size_t errlen)
         goto Error;
     if (sqlite3_exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-32768;", NULL, NULL,
                      &msg) != SQLITE_OK ||
-        sqlite3_exec(s->wdb, SCHEMA, NULL, NULL, &msg) != SQLITE_OK) {
+        sqlite3_exec(s->wdb, SCHEMA, NULL, NULL, &msg) != SQLITE_OK || migrate_audit(s->wdb, &msg) != 0 ||
+        sqlite3_exec(s->wdb, AUDIT_TARGET_INDEX, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "sqlite %s: %s", path, msg != NULL ? msg : sqlite3_errmsg(s->wdb));
         goto Error;
     }
@@ -214,6 +230,8 @@ static int write_one(sq_t *s, const hist_write_t *w)
         bind_text(st, 3, w->action);
         bind_text(st, 4, w->detail);
         sqlite3_bind_int64(st, 5, w->t1);
+        bind_text(st, 6, w->guest_b);
+        bind_text(st, 7, w->text);
         break;
     }
     int rc = sqlite3_step(st);
@@ -281,8 +299,8 @@ static json_t *row_report(sqlite3_stmt *st)
 
 static json_t *row_audit(sqlite3_stmt *st)
 {
-    return hist_json_audit(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3),
-                           sqlite3_column_int64(st, 4));
+    return hist_json_audit(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), col_text(st, 5),
+                           col_text(st, 6), sqlite3_column_int64(st, 4));
 }
 
 /*
@@ -418,12 +436,16 @@ static int sq_reports(void *store, const char *status, const hist_pos_t *after, 
     return run_read(store, status != NULL ? by_status : all, bind_list, &a, row_report, items, NULL);
 }
 
-static int sq_audit(void *store, const hist_pos_t *after, int fetch, json_t *items)
+static int sq_audit(void *store, const char *target, const hist_pos_t *after, int fetch, json_t *items)
 {
-    static const char sql[] = "SELECT audit_id, moderator, action, detail, at FROM audit"
+    static const char all[] = "SELECT audit_id, moderator, action, detail, at, target, info FROM audit"
                               " WHERE ?1 IS NULL AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND audit_id < ?3))"
                               " ORDER BY at DESC, audit_id DESC LIMIT ?4";
-    list_args_t a = {NULL, after, fetch};
+    static const char by_target[] = "SELECT audit_id, moderator, action, detail, at, target, info FROM audit"
+                                    " WHERE target = ?1 AND (?2 IS NULL OR at < ?2 OR (at = ?2 AND audit_id < ?3))"
+                                    " ORDER BY at DESC, audit_id DESC LIMIT ?4";
+    list_args_t a = {target, after, fetch};
+    const char *sql = target != NULL ? by_target : all;
     return run_read(store, sql, bind_list, &a, row_audit, items, NULL);
 }
 

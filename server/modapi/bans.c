@@ -97,6 +97,23 @@ static int exec_all(redisContext *c, int n)
     return rc;
 }
 
+/*
+ * Copies what a ban covers into the call's audit entry; its target is the
+ * guest id, else the address (a ban of both is found by its guest id, and
+ * its info shows the address). Borrows `ban`; never fails.
+ */
+static void audit_ban(api_call_t *call, json_t *ban)
+{
+    static const char *const keys[] = {"banId", "guestId", "ip", "reason", "expiresAt", "moderator"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_object_get(ban, keys[i]);
+        if (v != NULL)
+            json_object_set(call->info, i == 5 ? "bannedBy" : keys[i], v);
+    }
+    const char *gid = json_string_value(json_object_get(ban, "guestId"));
+    modapi_set_target(call, gid != NULL ? gid : json_string_value(json_object_get(ban, "ip")));
+}
+
 void modapi_ban_create(api_call_t *call)
 {
     modapi_t *m = call->api;
@@ -135,14 +152,16 @@ void modapi_ban_create(api_call_t *call)
     char ban_id[GUEST_ID_LEN + 1];
     guest_new_id(ban_id);
     int64_t created = now_ms(), expires = created + ttl * 1000;
-    json_t *ban =
-        json_pack("{s:s,s:o,s:o,s:s,s:I,s:I}", "banId", ban_id, "guestId", gid != NULL ? json_string(gid) : json_null(),
-                  "ip", ip != NULL ? json_string(ip) : json_null(), "reason", reason, "createdAt", (json_int_t)created,
-                  "expiresAt", (json_int_t)expires);
+    json_t *ban = json_pack("{s:s,s:o,s:o,s:s,s:I,s:I,s:s}", "banId", ban_id, "guestId",
+                            gid != NULL ? json_string(gid) : json_null(), "ip",
+                            ip != NULL ? json_string(ip) : json_null(), "reason", reason, "createdAt",
+                            (json_int_t)created, "expiresAt", (json_int_t)expires, "moderator", call->who);
     json_decref(in);
     /* from here on, the ban's own copies: `in` is gone */
     gid = json_string_value(json_object_get(ban, "guestId"));
     ip = json_string_value(json_object_get(ban, "ip"));
+    audit_ban(call, ban);
+    json_object_set_new(call->info, "ttlSeconds", json_integer(ttl));
     redisContext *c = conn(m);
     if (c == NULL) {
         json_decref(ban);
@@ -282,6 +301,8 @@ void modapi_ban_lift(api_call_t *call, const char *ban_id)
     json_error_t jerr;
     json_t *ban = json_loads(r->str, 0, &jerr);
     freeReplyObject(r);
+    json_object_set_new(call->info, "banId", json_string(ban_id));
+    audit_ban(call, ban);
     const char *gid = json_string_value(json_object_get(ban, "guestId"));
     const char *ip = json_string_value(json_object_get(ban, "ip"));
     int n = 2;

@@ -14,10 +14,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../geo/geo.h"
 #include "../log/log.h"
 #include "internal.h"
 
 #define API_THREADS 2
+/* The longest audit target searched: a guest id (22) or an address or CIDR. */
+#define MAX_TARGET GEO_CANONICAL_MAX
 
 static int64_t now_ms(void)
 {
@@ -69,8 +72,12 @@ static int load_keys(modapi_t *m, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* The moderator behind an Authorization header (a short fingerprint), or -1. */
-static int authenticate(const modapi_t *m, const char *authorization, char who[16])
+/*
+ * The index of the key behind an Authorization header, or -1. `who` gets the
+ * moderator's fingerprint: 16 hex digits of the digest (64 bits: distinct
+ * for any realistic number of keys, and useless to log in with).
+ */
+static int authenticate(const modapi_t *m, const char *authorization, char who[MODAPI_WHO_LEN])
 {
     if (strncmp(authorization, "Bearer ", 7) != 0 || authorization[7] == '\0')
         return -1;
@@ -85,7 +92,7 @@ static int authenticate(const modapi_t *m, const char *authorization, char who[1
         if (CRYPTO_memcmp(hex, m->keys[i], 64) == 0)
             found = i;
     if (found >= 0)
-        snprintf(who, 16, "key:%.8s", m->keys[found]);
+        snprintf(who, MODAPI_WHO_LEN, "key:%.16s", m->keys[found]);
     return found;
 }
 
@@ -191,6 +198,12 @@ static void answer_history(api_call_t *call, int rc, json_t *out)
     }
 }
 
+void modapi_set_target(api_call_t *call, const char *target)
+{
+    free(call->target);
+    call->target = target != NULL ? strdup(target) : NULL;
+}
+
 static void get_sessions(api_call_t *call)
 {
     modapi_t *m = call->api;
@@ -207,6 +220,7 @@ static void get_sessions(api_call_t *call)
         modapi_reply_error(call, 503, "unavailable", "no history store");
     } else {
         json_t *out = NULL;
+        modapi_set_target(call, guest);
         int rc = hist_sessions(m->history, guest, since, until, (int)limit, cursor, &out);
         answer_history(call, rc, out);
     }
@@ -264,6 +278,7 @@ static void close_report(api_call_t *call, const char *rid)
         modapi_reply_error(call, 503, "unavailable", "no history store");
         return;
     }
+    json_object_set_new(call->info, "reportId", json_string(rid));
     int rc = hist_close_report(m->history, rid, now_ms());
     if (rc == 0)
         modapi_reply_json(call, 200, json_pack("{s:b,s:s}", "ok", 1, "reportId", rid));
@@ -277,14 +292,24 @@ static void get_audit(api_call_t *call)
     long long limit;
     if (modapi_int_param(call, "limit", 100, 1, 500, &limit) != 0)
         return;
-    char *cursor = modapi_query_param(sio_http_query(call->req), "cursor");
-    if (m->history == NULL) {
+    const char *q = sio_http_query(call->req);
+    char *cursor = modapi_query_param(q, "cursor"), *target = modapi_query_param(q, "target");
+    /* an address is searched in the one form bans.c stores */
+    char canon[GEO_CANONICAL_MAX];
+    if (target != NULL && geo_addr_canonical(target, canon, sizeof(canon)) == 0) {
+        free(target);
+        target = strdup(canon);
+    }
+    if (target != NULL && (target[0] == '\0' || strlen(target) > MAX_TARGET)) {
+        modapi_reply_error(call, 400, "invalid_parameter", "target must be a guest id or an address");
+    } else if (m->history == NULL) {
         modapi_reply_error(call, 503, "unavailable", "no history store");
     } else {
         json_t *out = NULL;
-        int rc = hist_audit(m->history, (int)limit, cursor, &out);
+        int rc = hist_audit(m->history, target, (int)limit, cursor, &out);
         answer_history(call, rc, out);
     }
+    free(target);
     free(cursor);
 }
 
@@ -364,22 +389,49 @@ NotAllowed:
 
 /* ---- threads ---- */
 
+/*
+ * A call without a valid key. Within the address's bucket: 401, a log line
+ * and a small audit entry (the method and path, never the query, body or
+ * key). Past it: 429 and nothing written, so a flood costs no disk.
+ */
+static void refuse(api_call_t *call, const char *action)
+{
+    modapi_t *m = call->api;
+    if (!limits_take(m->auth_fails, sio_http_client_addr(call->req), LIMITS_HANDSHAKE, limits_now_ms())) {
+        metrics_inc(m->m_rate_limited);
+        modapi_reply_error(call, 429, "rate_limited", "too many calls without a valid key");
+        return;
+    }
+    metrics_inc(m->m_unauthorized);
+    modapi_reply_error(call, 401, "unauthorized", "a valid moderator key is needed");
+    log_info("moderator call refused", json_pack("{s:s,s:i}", "action", action, "status", call->status));
+    if (m->history != NULL)
+        hist_put_audit(m->history, "anonymous", action, NULL, NULL, NULL, now_ms());
+}
+
 static void serve(api_call_t *call)
 {
     modapi_t *m = call->api;
-    char who[16] = "anonymous";
     char action[160];
     snprintf(action, sizeof(action), "%s %s", sio_http_method(call->req), sio_http_path(call->req));
+    if (authenticate(m, sio_http_authorization(call->req), call->who) < 0) {
+        refuse(call, action);
+        return;
+    }
     /* what was asked, without secrets: the query never holds one, the body of a ban neither */
     char *detail = strdup(sio_http_query(call->req));
-    if (authenticate(m, sio_http_authorization(call->req), who) < 0) {
-        modapi_reply_error(call, 401, "unauthorized", "a valid moderator key is needed");
-    } else {
-        route(call);
+    call->info = json_object();
+    route(call);
+    json_object_set_new(call->info, "status", json_integer(call->status));
+    log_info("moderator call",
+             json_pack("{s:s,s:s,s:i}", "moderator", call->who, "action", action, "status", call->status));
+    if (m->history != NULL) {
+        char *info = json_dumps(call->info, JSON_COMPACT);
+        hist_put_audit(m->history, call->who, action, detail, call->target, info, now_ms());
+        free(info);
     }
-    log_info("moderator call", json_pack("{s:s,s:s,s:i}", "moderator", who, "action", action, "status", call->status));
-    if (m->history != NULL)
-        hist_put_audit(m->history, who, action, detail, now_ms());
+    json_decref(call->info);
+    free(call->target);
     free(detail);
 }
 
@@ -433,6 +485,13 @@ modapi_t *modapi_new(const config_t *cfg, const redis_target_t *redis, hist_t *h
     }
     m->redis = *redis;
     m->history = history;
+    limits_config_t lc = {.name = "modapi", .max_entries = MODAPI_AUTH_FAIL_ENTRIES};
+    lc.rate[LIMITS_HANDSHAKE][0] = cfg->modapi_auth_fail_rate[0];
+    lc.rate[LIMITS_HANDSHAKE][1] = cfg->modapi_auth_fail_rate[1];
+    m->auth_fails = limits_new(&lc);
+    static const char help[] = "Moderator API calls without a valid key, by what they got (401 or 429)";
+    m->m_unauthorized = metrics_counter("chatd_modapi_auth_failures_total", "result=\"unauthorized\"", help);
+    m->m_rate_limited = metrics_counter("chatd_modapi_auth_failures_total", "result=\"rate_limited\"", help);
     memcpy(m->cursor_key, cursor_key, keylen < sizeof(m->cursor_key) ? keylen : sizeof(m->cursor_key));
     m->cursor_keylen = keylen < sizeof(m->cursor_key) ? keylen : sizeof(m->cursor_key);
     pthread_mutex_init(&m->lock, NULL);
@@ -459,5 +518,6 @@ void modapi_free(modapi_t *m)
         pthread_join(m->threads[i], NULL);
     pthread_mutex_destroy(&m->lock);
     pthread_cond_destroy(&m->cond);
+    limits_free(m->auth_fails);
     free(m);
 }

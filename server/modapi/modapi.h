@@ -3,8 +3,10 @@
  * call needs `Authorization: Bearer <key>` whose SHA-256 is listed in
  * MODERATOR_KEYS_FILE (compared in constant time). Calls run on the API's
  * own threads, never on an event loop: history reads block, and bans talk to
- * Redis with a synchronous hiredis connection per thread. Every call is
- * audited (history store and a log line, never with a key).
+ * Redis with a synchronous hiredis connection per thread. Every call with a
+ * valid key is audited (history store and a log line, never with a key);
+ * calls without one are, up to MODAPI_AUTH_FAIL_RATE per client address, and
+ * past it get 429 and leave no trace but a counter.
  */
 #ifndef NEARCHAT_MODAPI_H
 #define NEARCHAT_MODAPI_H

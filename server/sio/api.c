@@ -24,6 +24,7 @@ int sio_api_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen)
             ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
             ar->authorization =
                 hi >= 0 ? strndup(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len) : strdup("");
+            sio_client_addr(w, req, ar->addr, sizeof(ar->addr));
             if (req->entity.base != NULL)
                 buf_append(&ar->body, req->entity.base, req->entity.len);
             r->cb(r->ud, ar);
@@ -76,6 +77,10 @@ const char *sio_http_query(const sio_http_request_t *r)
 const char *sio_http_authorization(const sio_http_request_t *r)
 {
     return r->authorization;
+}
+const char *sio_http_client_addr(const sio_http_request_t *r)
+{
+    return r->addr;
 }
 const buf_t *sio_http_body(const sio_http_request_t *r)
 {

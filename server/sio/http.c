@@ -32,7 +32,7 @@ static void peer_addr(h2o_conn_t *conn, char *out, size_t outlen)
  * proxies). Only the last SIO_XFF_MAX_LINES lines are passed: the walk starts
  * at the right end, so the lines a client sent before the proxies' own are the
  * ones left out, and nothing is copied or cut. */
-static void client_addr(sio_worker_t *w, h2o_req_t *req, char *out, size_t outlen)
+void sio_client_addr(sio_worker_t *w, h2o_req_t *req, char *out, size_t outlen)
 {
     peer_addr(req->conn, out, outlen);
     if (w->srv->opt.resolve_addr == NULL)
@@ -328,7 +328,7 @@ static void upgrade_to_ws(sio_worker_t *w, h2o_req_t *req, h2o_iovec_t key, cons
         memcpy(u->sid, sid, SIO_SID_LEN);
         u->has_sid = 1;
     }
-    client_addr(w, req, u->addr, sizeof(u->addr));
+    sio_client_addr(w, req, u->addr, sizeof(u->addr));
     req->res.status = 101;
     req->res.reason = "Switching Protocols";
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_UPGRADE, NULL, H2O_STRLIT("websocket"));
@@ -352,7 +352,7 @@ static int admit_session(sio_worker_t *w, h2o_req_t *req, int *slot)
     if (l == NULL)
         return 0;
     char addr[64];
-    client_addr(w, req, addr, sizeof(addr));
+    sio_client_addr(w, req, addr, sizeof(addr));
     uint64_t now = limits_now_ms();
     limits_limit_t refused;
     if (!limits_take(l, addr, LIMITS_HANDSHAKE, now)) {
@@ -454,7 +454,7 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
         if (admit_session(w, req, &slot) != 0)
             return 0;
         char addr[64];
-        client_addr(w, req, addr, sizeof(addr));
+        sio_client_addr(w, req, addr, sizeof(addr));
         eio_handshake_polling(w, req, addr, slot);
         return 0;
     }

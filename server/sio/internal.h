@@ -123,6 +123,7 @@ typedef struct sio_msg {
 struct sio_http_request {
     sio_poll_handle_t handle;
     char *method, *path, *query, *authorization;
+    char addr[64]; /* the client's address, as sessions see it (trusted proxies applied) */
     buf_t body;
 };
 
@@ -273,6 +274,8 @@ sio_pending_req_t *sio_hold_request(sio_worker_t *w, h2o_req_t *req, const char 
 
 /** Hands a request to the asynchronous route whose prefix matches; 1 when one took it. */
 int sio_api_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen);
+/* The client's address of `req` (http.c): the peer, or the trusted proxies' X-Forwarded-For. */
+void sio_client_addr(sio_worker_t *w, h2o_req_t *req, char *out, size_t outlen);
 /* Serves a static file for GET or HEAD when one matches; 1 when it answered. */
 int sio_static_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen);
 sio_worker_t *sio_worker_of_sid(sio_server_t *srv, const char *sid);

@@ -180,6 +180,8 @@ const char *sio_http_path(const sio_http_request_t *r);
 const char *sio_http_query(const sio_http_request_t *r);
 /** The Authorization header's value, "" when absent. */
 const char *sio_http_authorization(const sio_http_request_t *r);
+/** The client's address (X-Forwarded-For applied as for sessions, see resolve_addr). */
+const char *sio_http_client_addr(const sio_http_request_t *r);
 /** The request body (complete). */
 const buf_t *sio_http_body(const sio_http_request_t *r);
 /**

@@ -11,19 +11,23 @@ import { startRedis } from "./redis.js";
 import { connectGuest, matchedPair, next } from "./guests.js";
 
 const KEY = "mod-key-for-tests-0123456789abcdef";
+const KEY2 = "second-moderator-key-fedcba9876543210";
+// the fingerprint audit entries and bans name a moderator by: never the key
+const fingerprint = (key) => `key:${createHash("sha256").update(key).digest("hex").slice(0, 16)}`;
 
 async function setup(t) {
   const redis = await startRedis(t);
   const dir = mkdtempSync(path.join(os.tmpdir(), "moderation-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  writeFileSync(path.join(dir, "keys"), `# moderators\n${createHash("sha256").update(KEY).digest("hex")}\n`);
+  writeFileSync(path.join(dir, "keys"), `# moderators\n${[KEY, KEY2].map((k) => createHash("sha256").update(k).digest("hex")).join("\n")}\n`);
   const env = { REDIS_URL: redis.url, HISTORY_URL: `sqlite:${path.join(dir, "history.db")}`,
     MODERATOR_KEYS_FILE: path.join(dir, "keys"), TRUSTED_PROXIES: "127.0.0.1/32" };
   const n0 = await startChatd(t, { ...env, CHATD_NODE_ID: "n0" });
   const n1 = await startChatd(t, { ...env, CHATD_NODE_ID: "n1" }, { secret: n0.secret });
-  const api = async (method, p, { key = KEY, body } = {}) => {
+  const api = async (method, p, { key = KEY, body, xff } = {}) => {
     const res = await fetch(`${n0.url}/api/v1/${p}`, {
-      method, headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...(body ? { "Content-Type": "application/json" } : {}) },
+      method, headers: { ...(key ? { Authorization: `Bearer ${key}` } : {}), ...(body ? { "Content-Type": "application/json" } : {}),
+        ...(xff ? { "X-Forwarded-For": xff } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
     const text = await res.text();
@@ -155,4 +159,83 @@ test("IP bans compare addresses, not spellings: IPv6 forms and IPv4-mapped IPv6"
   }
   // a neighbour is not covered
   await connectGuest(t, nodes[0].url, { xff: "2001:db8:1::78" });
+});
+
+test("the audit answers who banned whom: moderator fingerprint, target, reason and TTL, for the ban and its lifting", async (t) => {
+  const { api, nodes } = await setup(t);
+  const g = await connectGuest(t, nodes[1].url);
+  const gid = g.session.guestId;
+  const made = await api("POST", "bans", { body: { guestId: gid, reason: "spam links", ttlSeconds: 600 } });
+  assert.equal(made.status, 201);
+  assert.equal(made.body.moderator, fingerprint(KEY));
+  assert.ok(!JSON.stringify(made.body).includes(KEY));
+  assert.equal((await api("GET", "bans")).body.items[0].moderator, fingerprint(KEY));
+  const other = await api("POST", "bans", { key: KEY2, body: { ip: "2001:DB8:0:0:0:0:0:5", reason: "abuse", ttlSeconds: 120 } });
+  assert.equal(other.status, 201);
+  assert.equal(other.body.moderator, fingerprint(KEY2));
+  assert.notEqual(fingerprint(KEY), fingerprint(KEY2));
+  assert.equal((await api("DELETE", `bans/${made.body.banId}`)).status, 204);
+
+  // entries are stored in batches: wait for the lifting's, then read both
+  const lifted = (x) => x.action === `DELETE /api/v1/bans/${made.body.banId}`;
+  const byGuest = await until(async () => { const r = await api("GET", `audit?target=${gid}`); return r.body.items.some(lifted) && r; });
+  assert.equal(byGuest.body.items.length, 2, JSON.stringify(byGuest.body.items));
+  const [lift, create] = byGuest.body.items; // newest first
+  for (const e of [lift, create]) {
+    assert.equal(e.moderator, fingerprint(KEY));
+    assert.equal(e.target, gid);
+    assert.equal(e.info.banId, made.body.banId);
+    assert.equal(e.info.guestId, gid);
+    assert.equal(e.info.reason, "spam links");
+    assert.equal(e.info.expiresAt, made.body.expiresAt);
+    assert.equal(typeof e.detail, "string"); // the field kept from before
+  }
+  assert.equal(create.action, "POST /api/v1/bans");
+  assert.equal(create.info.ttlSeconds, 600);
+  assert.equal(create.info.status, 201);
+  assert.equal(lift.info.status, 204);
+  assert.equal(lift.info.bannedBy, fingerprint(KEY));
+
+  // an address is found in any spelling; the second moderator shows as another fingerprint
+  const byIp = await api("GET", `audit?target=${encodeURIComponent("2001:db8::0:5")}`);
+  assert.equal(byIp.status, 200);
+  assert.equal(byIp.body.items.length, 1);
+  assert.equal(byIp.body.items[0].moderator, fingerprint(KEY2));
+  assert.equal(byIp.body.items[0].info.ip, "2001:db8::5");
+  assert.equal(byIp.body.items[0].info.ttlSeconds, 120);
+  assert.equal(byIp.body.items[0].info.reason, "abuse");
+  assert.equal((await api("GET", `audit?target=${"x".repeat(65)}`)).status, 400);
+  const all = (await api("GET", "audit?limit=500")).body.items;
+  assert.ok(all.every((e) => e.moderator === "anonymous" || /^key:[0-9a-f]{16}$/.test(e.moderator)));
+  assert.ok(!nodes[0].proc.stderrText.includes(KEY) && !nodes[0].proc.stderrText.includes(KEY2));
+});
+
+test("200 calls with a bad key from one address: 10 get 401, the rest 429, and only the 401s leave an audit row and a log line", async (t) => {
+  const { api, nodes } = await setup(t);
+  const statuses = [];
+  for (let i = 0; i < 200; i++) {
+    const r = await api("POST", "bans", { key: `wrong-${i}`, xff: "203.0.113.7", body: { ip: "10.0.0.1", reason: "x".repeat(400), ttlSeconds: 60 } });
+    statuses.push(r.status);
+    if (r.status === 429) assert.equal(r.body.error, "rate_limited");
+  }
+  assert.deepEqual(statuses, [...Array(10).fill(401), ...Array(190).fill(429)]);
+  // another address has its own bucket, and a good key is never refused
+  assert.equal((await api("GET", "bans", { key: "wrong", xff: "203.0.113.8" })).status, 401);
+  assert.equal((await api("GET", "bans", { xff: "203.0.113.7" })).status, 200);
+  // the good call's entry is queued after every refused one: once it shows, they all were stored
+  const entries = await until(async () => {
+    const r = await api("GET", "audit?limit=500");
+    return r.body.items.some((e) => e.moderator === fingerprint(KEY)) && r.body.items;
+  });
+  const anonymous = entries.filter((e) => e.moderator === "anonymous");
+  assert.equal(anonymous.length, 11);
+  for (const e of anonymous) {
+    assert.ok(e.detail === null && e.info === null && e.target === null, JSON.stringify(e));
+    assert.ok(JSON.stringify(e).length < 200);
+  }
+  const logged = nodes[0].proc.stderrText.split("\n").filter((l) => l.includes("moderator call refused"));
+  assert.equal(logged.length, 11);
+  const metrics = await (await fetch(`${nodes[0].url}/metrics`)).text();
+  assert.match(metrics, /^chatd_modapi_auth_failures_total\{result="unauthorized"\} 11$/m);
+  assert.match(metrics, /^chatd_modapi_auth_failures_total\{result="rate_limited"\} 190$/m);
 });

@@ -278,7 +278,7 @@ static void test_cursors(void **state)
         hist_put_message(f->h, "s0", i + 1, id, "g1", "x", 1, 2);
         hist_put_message(f->h, "s1", i + 1, id, "g1", "x", 1, 2);
         hist_put_report(f->h, id, sid, "g1", "r", 2000 + i);
-        hist_put_audit(f->h, "mod", "GET /x", "", 3000 + i);
+        hist_put_audit(f->h, "mod", "GET /x", "", NULL, NULL, 3000 + i);
     }
     flush(f->h);
 
@@ -315,7 +315,7 @@ static void test_cursors(void **state)
     assert_int_equal(hist_sessions(f->h, "g1", 1, 0, 2, c, &page), HIST_ERR_CURSOR);
     assert_int_equal(hist_sessions(f->h, "g1", 0, 5000, 2, c, &page), HIST_ERR_CURSOR);
     assert_int_equal(hist_reports(f->h, NULL, 2, c, &page), HIST_ERR_CURSOR);
-    assert_int_equal(hist_audit(f->h, 2, c, &page), HIST_ERR_CURSOR);
+    assert_int_equal(hist_audit(f->h, NULL, 2, c, &page), HIST_ERR_CURSOR);
     assert_int_equal(hist_messages(f->h, "s0", 2, c, &page), HIST_ERR_CURSOR);
     free(c);
 
@@ -340,7 +340,7 @@ static void test_cursors(void **state)
     free(c);
 
     /* a cursor signed with another key (another deployment) is refused */
-    assert_int_equal(hist_audit(f->h, 2, NULL, &page), 0);
+    assert_int_equal(hist_audit(f->h, NULL, 2, NULL, &page), 0);
     c = next_cursor(page);
     json_decref(page);
     assert_non_null(c);
@@ -349,7 +349,7 @@ static void test_cursors(void **state)
     static const char other_key[] = "another key of at least thirty-two bytes!";
     hist_t *h2 = hist_open(f->url, other_key, sizeof other_key - 1, &code, err, sizeof err);
     assert_non_null(h2);
-    assert_int_equal(hist_audit(h2, 2, c, &other), HIST_ERR_CURSOR);
+    assert_int_equal(hist_audit(h2, NULL, 2, c, &other), HIST_ERR_CURSOR);
     hist_close(h2, 1000);
     free(c);
 }
@@ -365,7 +365,7 @@ static void test_limits(void **state)
         assert_int_equal(hist_sessions(f->h, "g", 0, 0, bad[i], NULL, &page), HIST_ERR_INVALID);
         assert_int_equal(hist_messages(f->h, "s", bad[i], NULL, &page), HIST_ERR_INVALID);
         assert_int_equal(hist_reports(f->h, NULL, bad[i], NULL, &page), HIST_ERR_INVALID);
-        assert_int_equal(hist_audit(f->h, bad[i], NULL, &page), HIST_ERR_INVALID);
+        assert_int_equal(hist_audit(f->h, NULL, bad[i], NULL, &page), HIST_ERR_INVALID);
     }
     assert_null(page);
     assert_int_equal(hist_reports(f->h, "pending", 10, NULL, &page), HIST_ERR_INVALID);
@@ -377,7 +377,7 @@ static void test_limits(void **state)
         json_decref(page);
         assert_int_equal(hist_reports(f->h, "open", good[i], NULL, &page), 0);
         json_decref(page);
-        assert_int_equal(hist_audit(f->h, good[i], NULL, &page), 0);
+        assert_int_equal(hist_audit(f->h, NULL, good[i], NULL, &page), 0);
         json_decref(page);
     }
     assert_string_equal(hist_strerror(HIST_ERR_INVALID), "invalid argument");
@@ -480,15 +480,25 @@ static void test_audit(void **state)
         char detail[32];
         snprintf(detail, sizeof detail, "{\"n\":%d}", i);
         /* two entries share each time stamp: the order among them must still be stable */
-        hist_put_audit(f->h, i % 2 ? "fp:abc" : "fp:def", "POST /api/v1/bans", detail, 50000 + (i / 2) * 100);
+        /* every third names a target, with what was done to it */
+        hist_put_audit(f->h, i % 2 ? "fp:abc" : "fp:def", "POST /api/v1/bans", detail, i % 3 ? NULL : "T",
+                       i % 3 ? NULL : "{\"banId\":\"b\"}", 50000 + (i / 2) * 100);
     }
     flush(f->h);
+    static const size_t target_sizes[] = {3, 1, 0};
+    json_t *hits = read_pages(f->h, list_audit, "T", 3, target_sizes);
+    for (size_t i = 0; i < 4; i++) {
+        json_t *a = json_array_get(hits, i);
+        assert_string_equal(json_string_value(json_object_get(a, "target")), "T");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(a, "info"), "banId")), "b");
+    }
+    json_decref(hits);
     static const size_t sizes[] = {5, 5, 2, 0};
     json_t *all = read_pages(f->h, list_audit, NULL, 5, sizes);
     int seen[12] = {0};
     for (size_t i = 0; i < 12; i++) {
         json_t *a = json_array_get(all, i);
-        assert_int_equal(json_object_size(a), 4);
+        assert_int_equal(json_object_size(a), 6);
         assert_string_equal(json_string_value(json_object_get(a, "action")), "POST /api/v1/bans");
         json_int_t at = json_integer_value(json_object_get(a, "at"));
         assert_int_equal(at, 50000 + (json_int_t)(11 - i) / 2 * 100);
@@ -497,6 +507,7 @@ static void test_audit(void **state)
         assert_true(n >= 0 && n < 12);
         assert_int_equal(n / 2, (int)(11 - i) / 2);
         assert_string_equal(json_string_value(json_object_get(a, "moderator")), n % 2 ? "fp:abc" : "fp:def");
+        assert_true(n % 3 ? json_is_null(json_object_get(a, "target")) : json_is_object(json_object_get(a, "info")));
         seen[n]++;
     }
     for (int i = 0; i < 12; i++)
@@ -511,7 +522,7 @@ static void test_reopen(void **state)
     hist_put_session_start(f->h, "D", "a", "b", PARIS, PARIS, 7000);
     hist_put_message(f->h, "D", 1, "m", "a", "kept", 7001, 7002);
     hist_put_report(f->h, "DR", "D", "b", "spam", 7003);
-    hist_put_audit(f->h, "fp", "GET /api/v1/sessions", "", 7004);
+    hist_put_audit(f->h, "fp", "GET /api/v1/sessions", "", NULL, NULL, 7004);
     hist_put_session_end(f->h, "D", 7005, "reported");
     /* closing drains the queue */
     hist_close(f->h, 5000);
@@ -529,7 +540,7 @@ static void test_reopen(void **state)
     assert_int_equal(hist_reports(f->h, "open", 10, NULL, &page), 0);
     assert_int_equal(items_of(page), 1);
     json_decref(page);
-    assert_int_equal(hist_audit(f->h, 10, NULL, &page), 0);
+    assert_int_equal(hist_audit(f->h, NULL, 10, NULL, &page), 0);
     assert_int_equal(items_of(page), 1);
     json_decref(page);
     /* two stores open on the same data at once (two chatd nodes) */
@@ -604,7 +615,7 @@ static void test_backlog_down(void **state)
     }
     hist_put_session_end(f->h, "B", 300, "left");
     hist_put_report(f->h, "BR", "B", "a", "spam", 301);
-    hist_put_audit(f->h, "fp", "GET /x", "", 302);
+    hist_put_audit(f->h, "fp", "GET /x", "", NULL, NULL, 302);
     sleep_ms(300); /* the lag is the age of waiting writes: time must pass for it to show */
     size_t queued = 0;
     int64_t age1 = 0, age2 = 0;
@@ -636,7 +647,7 @@ static void test_backlog_down(void **state)
     assert_string_equal(json_string_value(json_object_get(s, "endReason")), "left");
     json_decref(s);
     assert_int_equal(hist_close_report(f->h, "BR", 400), 0);
-    assert_int_equal(hist_audit(f->h, 10, NULL, &page), 0);
+    assert_int_equal(hist_audit(f->h, NULL, 10, NULL, &page), 0);
     assert_int_equal(items_of(page), 1);
     json_decref(page);
 }

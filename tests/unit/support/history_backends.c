@@ -353,7 +353,7 @@ static int list_reports(hist_t *h, const void *arg, int limit, const char *curso
 
 static int list_audit(hist_t *h, const void *arg, int limit, const char *cursor, json_t **out)
 {
-    return hist_audit(h, limit, cursor, out);
+    return hist_audit(h, arg, limit, cursor, out);
 }
 
 static const hist_place_t PARIS = {"Paris", "FR"};
