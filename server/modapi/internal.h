@@ -20,6 +20,7 @@ typedef struct api_call {
     struct modapi *api;
     sio_http_request_t *req; /* NULL once answered */
     int status;
+    int authed;               /* the key is one of MODERATOR_KEYS_FILE's */
     char who[MODAPI_WHO_LEN]; /* the moderator's fingerprint, never the key */
     char *target;             /* owned, NULL: the guest id or address the call was about (audit) */
     json_t *info;             /* owned: what the call did, for its audit entry (handlers add to it) */

@@ -390,18 +390,13 @@ NotAllowed:
 /* ---- threads ---- */
 
 /*
- * A call without a valid key. Within the address's bucket: 401, a log line
- * and a small audit entry (the method and path, never the query, body or
- * key). Past it: 429 and nothing written, so a flood costs no disk.
+ * A call without a valid key, within its address's bucket (on_request took
+ * the token): 401, a log line and a small audit entry (the method and path,
+ * never the query, body or key).
  */
 static void refuse(api_call_t *call, const char *action)
 {
     modapi_t *m = call->api;
-    if (!limits_take(m->auth_fails, sio_http_client_addr(call->req), LIMITS_HANDSHAKE, limits_now_ms())) {
-        metrics_inc(m->m_rate_limited);
-        modapi_reply_error(call, 429, "rate_limited", "too many calls without a valid key");
-        return;
-    }
     metrics_inc(m->m_unauthorized);
     modapi_reply_error(call, 401, "unauthorized", "a valid moderator key is needed");
     log_info("moderator call refused", json_pack("{s:s,s:i}", "action", action, "status", call->status));
@@ -414,7 +409,7 @@ static void serve(api_call_t *call)
     modapi_t *m = call->api;
     char action[160];
     snprintf(action, sizeof(action), "%s %s", sio_http_method(call->req), sio_http_path(call->req));
-    if (authenticate(m, sio_http_authorization(call->req), call->who) < 0) {
+    if (!call->authed) {
         refuse(call, action);
         return;
     }
@@ -458,13 +453,25 @@ static void *api_thread(void *arg)
     return NULL;
 }
 
-/* On a worker loop: queue the call for the API threads. */
+/*
+ * On a worker loop: authenticates (one SHA-256 and a compare per key, no
+ * I/O), answers 429 at once when a call without a valid key finds its
+ * address's bucket empty (so a flood never reaches the queue, the threads,
+ * the log or the audit), and queues the rest for the API threads.
+ */
 static void on_request(void *ud, sio_http_request_t *req)
 {
     modapi_t *m = ud;
     api_call_t *call = buf_xcalloc(1, sizeof(*call));
     call->api = m;
     call->req = req;
+    call->authed = authenticate(m, sio_http_authorization(req), call->who) >= 0;
+    if (!call->authed && !limits_take(m->auth_fails, sio_http_client_addr(req), LIMITS_HANDSHAKE, limits_now_ms())) {
+        metrics_inc(m->m_rate_limited);
+        modapi_reply_error(call, 429, "rate_limited", "too many calls without a valid key");
+        free(call);
+        return;
+    }
     pthread_mutex_lock(&m->lock);
     if (m->tail != NULL)
         m->tail->next = call;
