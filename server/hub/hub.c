@@ -149,6 +149,10 @@ void hub_resolve_addr(void *hub, const char *peer, const char *const *lines, con
 {
     hub_t *h = hub;
     geo_client_ip_lines(h->proxies, peer, lines, lens, n, out, outlen);
+    /* one spelling per address, so that limits and bans key on the address */
+    char canon[GEO_CANONICAL_MAX];
+    if (geo_addr_canonical(out, canon, sizeof(canon)) == 0)
+        buf_copy_str(out, outlen, canon);
 }
 
 /* ---- connections and the registry ---- */
