@@ -78,8 +78,13 @@ static int is_held(const hub_wal_t *wal, const char *id)
     return 0;
 }
 
-/* Queues the rows of `entries` ([[id, [field, value, ...]], ...]); returns how many there were. */
-static size_t take_entries(hub_wal_t *wal, redisReply *entries, char *last_id)
+/*
+ * Queues the rows of `entries` ([[id, [field, value, ...]], ...]); returns how
+ * many there were. Only claimed entries can be ours already (`claimed`): the
+ * scan of what is held is left off the common path, where it would cost
+ * entries x held comparisons on the loop.
+ */
+static size_t take_entries(hub_wal_t *wal, redisReply *entries, char *last_id, int claimed)
 {
     hist_t *hist = wal->hw->hub->history;
     size_t n = 0;
@@ -92,7 +97,7 @@ static size_t take_entries(hub_wal_t *wal, redisReply *entries, char *last_id)
         const char *id = e->element[0]->str;
         if (last_id != NULL)
             buf_copy_str(last_id, WAL_ID_MAX, id);
-        if (is_held(wal, id))
+        if (claimed && is_held(wal, id))
             continue; /* claimed back while our own writer still has it */
         redisReply *kv = e->element[1];
         const char *sid = NULL, *seq = NULL, *mid = NULL, *from = NULL, *text = NULL, *ts = NULL, *dts = NULL;
@@ -159,7 +164,7 @@ static void on_read(redisReply *reply, const char *err, void *ud)
         /* [[key, entries]] */
         redisReply *stream = reply->element[0];
         if (stream->type == REDIS_REPLY_ARRAY && stream->elements == 2)
-            n = take_entries(wal, stream->element[1], wal->own_done ? NULL : wal->own_cursor);
+            n = take_entries(wal, stream->element[1], wal->own_done ? NULL : wal->own_cursor, 0);
     }
     if (err == NULL && !wal->own_done && n == 0)
         wal->own_done = 1; /* nothing of ours is left from before: read new entries from now on */
@@ -174,7 +179,7 @@ static void on_claimed(redisReply *reply, const char *err, void *ud)
     /* [next cursor, entries, deleted ids] */
     if (err == NULL && reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2) {
         size_t before = wal->nheld;
-        take_entries(wal, reply->element[1], NULL);
+        take_entries(wal, reply->element[1], NULL, 1);
         if (wal->nheld > before) {
             metrics_add(wal->hw->hub->m.wal_claimed, (int64_t)(wal->nheld - before));
             log_info("history log: entries taken over from a node that did not store them",
