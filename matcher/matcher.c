@@ -140,3 +140,20 @@ int match_touch(redis_client_t *c, const match_config_t *cfg, const char *guest_
     snprintf(ttl, sizeof(ttl), "%d", cfg->location_ttl_s);
     return redis_command(c, NULL, NULL, "EXPIRE", key, ttl, (const char *)NULL);
 }
+
+int match_held(redis_client_t *c, const char *channel, const char *guest_id, int held)
+{
+    char key[200];
+    if (snprintf(key, sizeof(key), "{nc}:ng:%s", channel) >= (int)sizeof(key))
+        return REDIS_CLIENT_ERR_DOWN; /* a channel name is ours and short: never */
+    return redis_command(c, NULL, NULL, held ? "SADD" : "SREM", key, guest_id, (const char *)NULL);
+}
+
+int match_reap(redis_client_t *c, const char *channel, int dead_ms, int max, redis_reply_cb cb, void *ud)
+{
+    char dead[16], mx[16];
+    snprintf(dead, sizeof(dead), "%d", dead_ms);
+    snprintf(mx, sizeof(mx), "%d", max);
+    const char *args[] = {"reap", channel, dead, mx};
+    return redis_eval(c, &match_script, 0, 4, args, NULL, cb, ud);
+}

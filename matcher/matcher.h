@@ -85,4 +85,20 @@ int match_cancel(redis_client_t *c, const match_config_t *cfg, const char *guest
 /** Refreshes the TTL of a guest's location (fire and forget). */
 int match_touch(redis_client_t *c, const match_config_t *cfg, const char *guest_id);
 
+/*
+ * Liveness, so that the peers of guests on a node that died hear they went.
+ * A worker records the guests it holds under its channel (held 1 when one
+ * connects, 0 when its last connection there goes; fire and forget).
+ */
+int match_held(redis_client_t *c, const char *channel, const char *guest_id, int held);
+/**
+ * The beat of the worker of `channel` (unique per process), which also takes
+ * up to `max` guests of workers that have not beaten for `dead_ms` and whose
+ * locations still point there. The reply is an array: "new" (this worker was
+ * not known: it starts, or it was taken for dead) or "ok", then guest id and
+ * connection id pairs, each to be cancelled with that connection
+ * (match_cancel, gone) and its peer told.
+ */
+int match_reap(redis_client_t *c, const char *channel, int dead_ms, int max, redis_reply_cb cb, void *ud);
+
 #endif

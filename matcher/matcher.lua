@@ -380,4 +380,36 @@ if op == 'cancel' then
   return {'ok'}
 end
 
+-- reap me dead_ms max
+-- Liveness of workers. Worker `me` (its channel, unique per process) beats:
+-- {nc}:workers scores each worker by its last beat (Redis's clock). Each
+-- worker keeps {nc}:ng:<channel>, the guests it holds (set by its C side).
+-- Of the workers that have not beaten for dead_ms, this takes up to `max`
+-- guests, keeping those whose location still points at the dead worker:
+-- {status, g1, conn1, g2, conn2, ...}, status 'new' when `me` was not listed
+-- (it starts, or it was taken for dead), else 'ok'. The caller cancels each
+-- guest with its conn, as its connection closing would have, and its peer
+-- hears it went. A dead worker whose set is empty is forgotten.
+if op == 'reap' then
+  local me, dead_ms, max = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+  local now = now_ms()
+  local out = {'ok'}
+  if redis.call('ZADD', P .. 'workers', now, me) == 1 then out[1] = 'new' end
+  local dead = redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', now - dead_ms, 'LIMIT', 0, 8)
+  for _, chan in ipairs(dead) do
+    local set = P .. 'ng:' .. chan
+    local room = max - (#out - 1) / 2
+    if room <= 0 then break end
+    for _, g in ipairs(redis.call('SPOP', set, room)) do
+      local loc = redis.call('HMGET', P .. 'g:' .. g, 'chan', 'conn')
+      if loc[1] == chan and loc[2] then
+        out[#out + 1] = g
+        out[#out + 1] = loc[2]
+      end
+    end
+    if redis.call('EXISTS', set) == 0 then redis.call('ZREM', P .. 'workers', chan) end
+  end
+  return out
+end
+
 return redis.error_reply('unknown op')

@@ -118,7 +118,12 @@ static void on_hello(const match_reply_t *r, void *ud)
         }
     } else if (strcmp(r->status, "banned") == 0) {
         sio_socket_close_connection(c->root);
+    } else if (c->reannounce && strcmp(r->status, "session") == 0) {
+        chat_presence(c->hw->cmd, c->gid, 1, NULL, NULL); /* its peer was told it went */
     }
+    if (r->err == NULL && strcmp(r->status, "banned") != 0 && c->root != NULL)
+        hub_nodes_held(c, 1);
+    c->reannounce = 0;
     hub_conn_unref(c);
 }
 
@@ -226,6 +231,8 @@ static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
             hub_conn_unref(c);
     }
     hub_registry_remove(c->hw, c);
+    if (c->accepted && hub_registry_find(c->hw, c->gid) == NULL)
+        hub_nodes_held(c, 0);
     hub_conn_unref(c);
 }
 

@@ -21,7 +21,10 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
 {
     hub_t *h = buf_xcalloc(1, sizeof(*h));
     h->cfg = cfg;
-    snprintf(h->bus_prefix, sizeof(h->bus_prefix), "nc:w:%s:", cfg->node_id);
+    /* unique per process even when CHATD_NODE_ID is reused: a restarted node is not its dead self (nodes.c) */
+    char boot[GUEST_ID_LEN + 1];
+    guest_new_id(boot);
+    snprintf(h->bus_prefix, sizeof(h->bus_prefix), "nc:w:%s.%.8s:", cfg->node_id, boot);
     int created = 0, e = 0;
     if (guest_secret_load(cfg->secret_file, &h->secret, &created, err, errlen) != 0)
         goto Error;
@@ -116,6 +119,8 @@ hub_t *hub_new(const config_t *cfg, char *err, size_t errlen)
                                     "Write-ahead log entries stored in the history and removed");
     m->wal_claimed = metrics_counter("chatd_history_wal_claimed_total", NULL,
                                      "Write-ahead log entries taken over from a node that did not store them");
+    m->guests_reaped =
+        metrics_counter("chatd_guests_reaped_total", NULL, "Guests of dead nodes let go, their peers told they went");
     m->reports = metrics_counter("chatd_reports_total", NULL, "chat:report events that ended a session");
     m->history_queued = metrics_gauge("chatd_history_queued", NULL, "History writes waiting to be stored");
     m->history_lag_ms = metrics_gauge("chatd_history_lag_ms", NULL, "Age of the oldest history write not yet stored");
@@ -264,6 +269,7 @@ static void on_cmd_state(int up, void *ud)
         return;
     }
     hub_bans_reload(hw);
+    hub_nodes_redis_up(hw);
     /* Redis came back (or was restarted empty): tell it again where our guests are */
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
         for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext) {
@@ -337,6 +343,7 @@ static void worker_start(sio_worker_t *w, void *ud)
     hub_bus_join(hw);
     if (hw->index == 0)
         hub_wal_start(hw);
+    hub_nodes_start(hw);
     atomic_fetch_add(&h->workers_started, 1);
 }
 
@@ -350,6 +357,7 @@ static void worker_stop(sio_worker_t *w, void *ud)
     /* sessions are closed by now; their last commands are queued ahead of the close */
     hub_chat_worker_stop(hw);
     hub_wal_stop(hw);
+    hub_nodes_stop(hw);
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
         while (hw->registry[b] != NULL)
             hub_registry_remove(hw, hw->registry[b]);

@@ -32,7 +32,7 @@ typedef struct hub_metrics {
     metrics_value_t *waiting[4], *redis_down, *history_queued, *history_lag_ms;
     metrics_value_t *msgs_in, *msgs_out, *msgs_delivered, *msgs_queued, *msgs_unavailable, *chat_rate_limited, *reports,
         *msgs_queued_delivered; /* waiting: by the level searched now */
-    metrics_value_t *receipt_retries, *wal_stored, *wal_claimed;
+    metrics_value_t *receipt_retries, *wal_stored, *wal_claimed, *guests_reaped;
 } hub_metrics_t;
 
 struct hub {
@@ -95,6 +95,7 @@ typedef struct hub_conn {
     char session_id[GUEST_ID_LEN + 1];
     struct hub_conn *hnext; /* registry chain */
     int registered;
+    int reannounce; /* its worker was taken for dead: the next hello tells its peer it is back */
 } hub_conn_t;
 
 struct hub_worker {
@@ -114,6 +115,9 @@ struct hub_worker {
     struct receipt *receipts;    /* receipts not stored in Redis yet (receiving.c) */
     struct hub_wal *wal;         /* the history's write-ahead log reader, on worker 0 (wal.c) */
     geo_proxies_t *banned_cidrs; /* networks banned by moderators */
+    sio_timer_t *beat;           /* liveness (nodes.c) */
+    int beating;                 /* a beat is in flight */
+    int beaten;                  /* a beat was answered: being unknown since means taken for dead */
 };
 
 /* Where moderators' bans are announced to every worker of every node. */
@@ -125,6 +129,13 @@ void hub_receipts_stop(hub_worker_t *hw);
 /* wal.c: the history's write-ahead log ({nc}:hwal), read on worker 0 of every node */
 void hub_wal_start(hub_worker_t *hw);
 void hub_wal_stop(hub_worker_t *hw);
+
+/* nodes.c: liveness of workers, and the guests of dead ones */
+void hub_nodes_start(hub_worker_t *hw);
+void hub_nodes_stop(hub_worker_t *hw);
+void hub_nodes_redis_up(hub_worker_t *hw);
+/** Records that this worker holds the connection's guest (1), or no longer does (0). */
+void hub_nodes_held(hub_conn_t *c, int held);
 
 /* hub.c */
 hub_conn_t *hub_conn_ref(hub_conn_t *c);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { startChatd, until } from "./harness.js";
 import { startRedis } from "./redis.js";
 import { startRabbit } from "./rabbit.js";
-import { connectGuest, matchedPair, next } from "./guests.js";
+import { connectGuest, matchedPair, next, record } from "./guests.js";
 
 async function cluster(t, env = {}) {
   const [redis, rabbit] = await Promise.all([startRedis(t), startRabbit(t)]);
@@ -77,6 +77,40 @@ test("a chatd node killed with SIGKILL mid-conversation: every acked message arr
   assert.deepEqual(missing, [], `acked ${acked.size}, received ${got.size}`);
 });
 
+test("a chatd node killed with SIGKILL: the peers of its guests hear they went, within the location TTL", async (t) => {
+  const { nodes } = await cluster(t);
+  const pairs = [];
+  for (let i = 0; i < 4; i++) pairs.push(await matchedPair(t, nodes[0].url, nodes[1].url));
+  const notices = pairs.map(({ a }) => record(a.root, "peer-status"));
+  const LOCATION_TTL_MS = 30000; // a dead node's guests' locations are gone by then, and with them any way to tell
+  const gone = pairs.slice(1).map(({ a }) => next(a.root, "peer-status", LOCATION_TTL_MS));
+  nodes[1].proc.kill("SIGKILL"); // every b was on this node
+  // the first b comes back at once on the live node: its peer hears so, and never that it went
+  const back = await connectGuest(t, nodes[0].url, { token: pairs[0].b.session.token });
+  assert.equal(back.userSessions[0].resumed, true);
+  await until(() => notices[0].length >= 1);
+  assert.deepEqual(await Promise.all(gone), pairs.slice(1).map(({ sessionId }) => ({ sessionId, online: false })));
+  assert.deepEqual(notices[0], [{ sessionId: pairs[0].sessionId, online: true }]);
+  // one that went and comes back later: its peer hears that too
+  const online = next(pairs[1].a.root, "peer-status");
+  await connectGuest(t, nodes[0].url, { token: pairs[1].b.session.token });
+  assert.deepEqual(await online, { sessionId: pairs[1].sessionId, online: true });
+});
+
+test("a node frozen past the liveness deadline: its guests' peers hear they went, then that they are back, and chat goes on", async (t) => {
+  const { nodes } = await cluster(t);
+  const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const went = next(a.root, "peer-status", 30000);
+  nodes[1].proc.kill("SIGSTOP"); // alive, but for the others as good as dead
+  t.after(() => { try { nodes[1].proc.kill("SIGCONT"); } catch { /* gone */ } });
+  assert.deepEqual(await went, { sessionId, online: false });
+  const back = next(a.root, "peer-status");
+  nodes[1].proc.kill("SIGCONT");
+  assert.deepEqual(await back, { sessionId, online: true });
+  assert.equal((await sendAcked(a, { sessionId, id: "after", text: "still there?" })).status, "delivered");
+  assert.deepEqual(b.inbox.map((m) => m.id), ["after"]);
+});
+
 test("rabbitmq-server restarted mid-conversation: nothing acked is lost", async (t) => {
   const { nodes, rabbit } = await cluster(t);
   const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
@@ -130,8 +164,9 @@ test("a receipt slower than the delivery timeout: queued and delivered, yet hand
 });
 
 test("a node frozen for 5 s (SIGSTOP) and thawed delivers each message once", async (t) => {
-  const { nodes } = await cluster(t, { CHAT_DELIVERY_TIMEOUT_MS: "3000", CHAT_RATE_GUEST: "0/1" });
+  const { nodes, redis } = await cluster(t, { CHAT_DELIVERY_TIMEOUT_MS: "3000", CHAT_RATE_GUEST: "0/1", CHAT_RATE_IP: "0/1" });
   const { a, b, sessionId } = await matchedPair(t, nodes[0].url, nodes[1].url);
+  const r = redis.client();
   const sends = [];
   let i = 0;
   const send = () => { i++; sends.push(sendAcked(a, { sessionId, id: `f${i}`, text: `frozen ${i}` })); };
@@ -143,8 +178,10 @@ test("a node frozen for 5 s (SIGSTOP) and thawed delivers each message once", as
     const onMessage = () => {
       if (b.inbox.length < seen + 100) return;
       b.chat.off("chat:message", onMessage);
-      nodes[1].proc.kill("SIGSTOP");
-      resolve();
+      // Redis holds its answers until 1.5 s after the thaw: the node freezes with
+      // receipts in flight, and wakes with a reply timeout long past and no reply
+      // yet, the very moment a watchdog that counts the frozen time gives up
+      r.call("CLIENT", "PAUSE", "6500", "ALL").then(() => { nodes[1].proc.kill("SIGSTOP"); resolve(); }, resolve);
     };
     b.chat.on("chat:message", onMessage);
     for (let k = 0; k < 300; k++) send();
