@@ -563,7 +563,7 @@ void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const c
     size_t max = w->srv->opt.max_payload;
     if (sid == NULL) {
         eio_session_t *e = eio_session_new(w, EIO_WEBSOCKET, addr, ip_slot);
-        e->ws = ws_conn_new(sock, max, &ws_callbacks, e);
+        e->ws = ws_conn_new(w, sock, max, &ws_callbacks, e);
         buf_t b = BUF_INIT;
         append_open(e, &b, 0);
         eio_session_send(e, EIO_OPEN, 0, b.base, b.len);
@@ -576,10 +576,10 @@ void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const c
     eio_session_t *e = eio_session_find(w, sid);
     if (e == NULL || e->transport != EIO_POLLING || e->probe_ws != NULL) {
         /* the session is gone or already upgraded: refuse this one only */
-        ws_conn_t *ws = ws_conn_new(sock, max, &ws_callbacks, NULL);
+        ws_conn_t *ws = ws_conn_new(w, sock, max, &ws_callbacks, NULL);
         ws_conn_close(ws, 1008);
         return;
     }
-    e->probe_ws = ws_conn_new(sock, max, &ws_callbacks, e);
+    e->probe_ws = ws_conn_new(w, sock, max, &ws_callbacks, e);
     ws_conn_start(e->probe_ws);
 }

@@ -30,7 +30,14 @@ struct ws_conn {
     uint8_t pong[125];
     uint8_t pong_len;
     int pong_due;
+    sio_worker_t *w;
+    sio_timer_t *linger; /* after a close: the socket goes even if the peer never reads */
 };
+
+/* A peer that stops reading never takes its close frame, nor what is queued
+ * ahead of it (up to CHATD_MAX_QUEUED_BYTES): past this, the socket is
+ * dropped and that memory freed. A live peer drains a close in far less. */
+#define WS_CLOSE_LINGER_MS 5000
 
 static void ws_on_read(h2o_socket_t *sock, const char *err);
 static void ws_flush(ws_conn_t *ws);
@@ -43,6 +50,7 @@ static void ws_flush_deferred(sio_flush_t *f)
 static void ws_destroy(ws_conn_t *ws)
 {
     sio_flush_cancel(&ws->flush);
+    sio_timer_free(ws->linger);
     if (ws->sock != NULL)
         h2o_socket_close(ws->sock);
     buf_free(&ws->out);
@@ -63,9 +71,16 @@ static void ws_die(ws_conn_t *ws, int code, int notify)
         ws_destroy(ws);
 }
 
-ws_conn_t *ws_conn_new(h2o_socket_t *sock, size_t max_payload, const ws_callbacks_t *cb, void *data)
+static void ws_on_linger(sio_timer_t *t, void *ud)
+{
+    ws_conn_t *ws = ud;
+    ws_die(ws, ws->close_code, 0);
+}
+
+ws_conn_t *ws_conn_new(sio_worker_t *w, h2o_socket_t *sock, size_t max_payload, const ws_callbacks_t *cb, void *data)
 {
     ws_conn_t *ws = buf_xcalloc(1, sizeof(*ws));
+    ws->w = w;
     ws->flush.run = ws_flush_deferred;
     ws->sock = sock;
     ws_reader_init(&ws->rd, max_payload);
@@ -185,6 +200,8 @@ void ws_conn_close(ws_conn_t *ws, int code)
     uint8_t payload[2] = {(uint8_t)(wire >> 8), (uint8_t)wire};
     ws_append_frame(&ws->out, WS_OP_CLOSE, payload, 2, NULL, 0);
     h2o_socket_read_stop(ws->sock);
+    ws->linger = sio_timer_new(ws->w, ws_on_linger, ws);
+    sio_timer_start(ws->linger, WS_CLOSE_LINGER_MS);
     if (h2o_socket_is_writing(ws->sock))
         return;
     ws_flush(ws);

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sio.h"
+
 typedef struct ws_conn ws_conn_t;
 
 typedef struct ws_callbacks {
@@ -25,8 +27,10 @@ typedef struct ws_callbacks {
  * Takes ownership of an upgraded socket. Messages larger than `max_payload`
  * close the connection with 1009. Reading starts with ws_conn_start, so the
  * owner can store the pointer before the first callback. Never fails.
+ * After a close (ws_conn_close), the socket goes once the close frame is
+ * written, or after a few seconds if the peer never takes it.
  */
-ws_conn_t *ws_conn_new(h2o_socket_t *sock, size_t max_payload, const ws_callbacks_t *cb, void *data);
+ws_conn_t *ws_conn_new(sio_worker_t *w, h2o_socket_t *sock, size_t max_payload, const ws_callbacks_t *cb, void *data);
 
 /** Starts reading, first handling the bytes that came with the upgrade request. */
 void ws_conn_start(ws_conn_t *ws);
