@@ -419,6 +419,15 @@ void geo_client_ip(const geo_proxies_t *p, const char *peer, const char *xff, ch
     geo_client_ip_lines(p, peer, lines, lens, xff != NULL ? 1 : 0, out, outlen);
 }
 
+/* 1 when s[0..len) holds nothing but spaces and tabs. */
+static int geo_is_blank(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!geo_is_space(s[i]))
+            return 0;
+    return 1;
+}
+
 /* 1 when s[0..len) is a port: 1 to 5 digits, at most 65535. */
 static int geo_is_port(const char *s, size_t len)
 {
@@ -516,11 +525,13 @@ void geo_client_ip_lines(const geo_proxies_t *p, const char *peer, const char *c
 
             while (start > base && start[-1] != ',')
                 start--;
-            if (geo_xff_entry(start, (size_t)(end - start), entry, addr) != 0)
-                goto done; /* malformed: keep the last good address */
-            memcpy(best, entry, strlen(entry) + 1);
-            if (!geo_proxies_contains_addr(p, addr) || ++hops >= GEO_XFF_MAX_HOPS)
-                goto done; /* the first untrusted hop is the client */
+            if (!geo_is_blank(start, (size_t)(end - start))) { /* an empty element is none (RFC 7230 7) */
+                if (geo_xff_entry(start, (size_t)(end - start), entry, addr) != 0)
+                    goto done; /* malformed: keep the last good address */
+                memcpy(best, entry, strlen(entry) + 1);
+                if (!geo_proxies_contains_addr(p, addr) || ++hops >= GEO_XFF_MAX_HOPS)
+                    goto done; /* the first untrusted hop is the client */
+            }
             if (start == base)
                 break; /* on to the line before */
             end = start - 1;

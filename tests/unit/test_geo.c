@@ -474,10 +474,12 @@ static void test_client_ip_malformed(void **state)
     client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1:99999", "10.0.0.1"); /* no port */
     client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1:", "10.0.0.1");
     client_ip("10.0.0.0/8", "10.0.0.1", "fe80::1%eth0", "10.0.0.1"); /* zones are not taken */
-    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1,", "10.0.0.1");
+    /* An empty element is skipped (RFC 7230 7), not malformed. */
+    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1,", "198.51.100.1");
+    client_ip("10.0.0.0/8", "10.0.0.1", ", ,", "10.0.0.1");
     /* A malformed entry behind trusted hops: the last good (trusted) one is kept. */
     client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1, unknown, 10.1.1.1", "10.1.1.1");
-    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1,,10.1.1.1", "10.1.1.1");
+    client_ip("10.0.0.0/8", "10.0.0.1", "198.51.100.1,,10.1.1.1", "198.51.100.1");
     /* Malformed entries left of the client do not matter. */
     client_ip("10.0.0.0/8", "10.0.0.1", "<script>, 198.51.100.1, 10.1.1.1", "198.51.100.1");
     /* Far too long to be an address. */
@@ -596,8 +598,14 @@ static void test_client_ip_lines_malformed(void **state)
     /* A malformed entry ends the walk: the last good address is kept. */
     const char *bad[] = {"198.51.100.1", "garbage", "10.1.1.1"};
     client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, bad, "10.1.1.1");
+    /* Empty elements are skipped, not malformed (RFC 7230 7): a line of
+     * them, or one between entries. */
     const char *empty[] = {"198.51.100.1", "", "10.1.1.1"};
-    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, empty, "10.1.1.1");
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 3, empty, "198.51.100.1");
+    const char *blanks[] = {"198.51.100.1, , \t,10.2.2.2,", " ,10.1.1.1"};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, blanks, "198.51.100.1");
+    const char *only[] = {" , ", ""};
+    client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, only, "10.0.0.1");
     const char *last[] = {"198.51.100.1", "10.1.1.1, nope"};
     client_ip_lines("10.0.0.0/8", "10.0.0.1", 2, last, "10.0.0.1");
     const char *absent[] = {"198.51.100.1", NULL};
