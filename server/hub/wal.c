@@ -24,6 +24,10 @@
 #define WAL_CLAIM_EVERY_MS 1000
 #define WAL_CLAIM_IDLE_MS 5000 /* a live node stores a row within a commit interval (200 ms) */
 #define WAL_ID_MAX 48
+/* Rows handed to the history writer and not stored yet. While the store is
+ * down they would pile up in this node's memory; past this, reading stops
+ * and the entries wait in the stream, where they are safe anyway. */
+#define WAL_MAX_HELD 65536
 
 /* An entry read and queued in the history, waiting for its row to be stored. */
 typedef struct wal_held {
@@ -205,7 +209,7 @@ static void on_tick(sio_timer_t *t, void *ud)
     hub_wal_t *wal = ud;
     redis_client_t *c = wal->hw->cmd;
     ack_stored(wal);
-    if (wal->busy || !redis_client_up(c)) {
+    if (wal->busy || !redis_client_up(c) || wal->nheld >= WAL_MAX_HELD) {
         wal_schedule(wal, 100);
         return;
     }

@@ -14,6 +14,8 @@
 #define MODAPI_WHO_LEN 21
 /* Client addresses whose failed logins are counted (a bounded table). */
 #define MODAPI_AUTH_FAIL_ENTRIES 4096
+/* calls waiting for the API threads (each holds its request until answered) */
+#define MODAPI_MAX_QUEUED 1024
 #define MODAPI_B64URL "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 typedef struct api_call {
@@ -37,6 +39,7 @@ struct modapi {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     api_call_t *head, *tail;
+    size_t queued; /* calls in the list: past MODAPI_MAX_QUEUED, answered 503 at once */
     int stopping;
     pthread_t threads[2];
     limits_t *auth_fails;                             /* failed logins per client address */

@@ -441,6 +441,7 @@ static void *api_thread(void *arg)
             break;
         api_call_t *call = m->head;
         m->head = call->next;
+        m->queued--;
         if (m->head == NULL)
             m->tail = NULL;
         pthread_mutex_unlock(&m->lock);
@@ -473,6 +474,13 @@ static void on_request(void *ud, sio_http_request_t *req)
         return;
     }
     pthread_mutex_lock(&m->lock);
+    if (m->queued >= MODAPI_MAX_QUEUED) { /* the store is slow or down: moderators retry, memory stays bounded */
+        pthread_mutex_unlock(&m->lock);
+        modapi_reply_error(call, 503, "unavailable", "too many calls waiting");
+        free(call);
+        return;
+    }
+    m->queued++;
     if (m->tail != NULL)
         m->tail->next = call;
     else
