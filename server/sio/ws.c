@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "../buf/buf.h"
 #include "internal.h"
@@ -35,8 +36,9 @@ struct ws_conn {
 };
 
 /* A peer that stops reading never takes its close frame, nor what is queued
- * ahead of it (up to CHATD_MAX_QUEUED_BYTES): past this, the socket is
- * dropped and that memory freed. A live peer drains a close in far less. */
+ * ahead of it (up to CHATD_MAX_QUEUED_BYTES), and one may never close its
+ * side: past this, the socket is dropped and its memory freed. A live peer
+ * reads a close and answers it in far less. */
 #define WS_CLOSE_LINGER_MS 5000
 
 static void ws_on_read(h2o_socket_t *sock, const char *err);
@@ -137,6 +139,32 @@ static void ws_append_frame(buf_t *out, int opcode, const void *a, size_t alen, 
         buf_append(out, b, blen);
 }
 
+/* After our close frame: what the peer still sends is read and dropped until it closes. */
+static void ws_on_drain(h2o_socket_t *sock, const char *err)
+{
+    ws_conn_t *ws = sock->data;
+    if (err != NULL) {
+        ws_die(ws, ws->close_code, 0);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+}
+
+/*
+ * The close frame is written. Closing the socket now, with input unread,
+ * would make the kernel send a reset, and a reset makes the peer's kernel
+ * drop what it received and has not read yet: the close frame and what
+ * came before it. So the write side is shut (the peer reads to the end and
+ * sees the close), the input is drained, and the socket goes when the peer
+ * closes, or when the linger timer says so.
+ */
+static void ws_closed_written(ws_conn_t *ws)
+{
+    shutdown(h2o_socket_get_fd(ws->sock), SHUT_WR);
+    h2o_socket_read_start(ws->sock, ws_on_drain);
+    h2o_buffer_consume(&ws->sock->input, ws->sock->input->size);
+}
+
 static void ws_on_write(h2o_socket_t *sock, const char *err)
 {
     ws_conn_t *ws = sock->data;
@@ -148,7 +176,7 @@ static void ws_on_write(h2o_socket_t *sock, const char *err)
     if (ws->out.len != 0 || ws->pong_due) {
         ws_flush(ws);
     } else if (ws->closing) {
-        ws_die(ws, ws->close_code, 0);
+        ws_closed_written(ws);
     }
 }
 
