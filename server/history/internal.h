@@ -83,7 +83,7 @@ extern const hist_backend_t hist_sqlite_backend;
 void *hist_mongo_open(const char *url, char *err, size_t errlen);
 extern const hist_backend_t hist_mongo_backend;
 
-/* ---- JSON shapes (protocol.md §6); every function returns a new object and never fails ---- */
+/* ---- JSON shapes (rows.c, protocol.md §6); every function returns a new object and never fails ---- */
 
 json_t *hist_json_session(const char *session_id, const char *guest_a, const char *guest_b, const char *city_a,
                           const char *country_a, const char *city_b, const char *country_b, int has_started,

@@ -116,9 +116,11 @@ struct offq {
     size_t nnames;
 };
 
+/* answer.c, below offq.c and broker.c: the clock, and the answers to workers. */
 uint64_t offq__now_ms(void);
-
-/* Answers (offq.c): post a publish's or fetch's answer to its worker; takes `r`. */
+/* Drops a reference to what answers in flight check before they run. */
+void offq__life_release(offq_life_t *life);
+/* Posts a publish's or fetch's answer to its worker; takes `r`. */
 void offq__answer(offq_t *q, offq_req_t *r, const char *err);
 /* Posts one fetched message (the body is copied). */
 void offq__post_message(offq_t *q, const offq_req_t *fetch, uint64_t tag, const void *body, size_t len);

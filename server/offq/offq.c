@@ -1,8 +1,8 @@
 /*
  * offq: the public calls, the request queue between the loops and the offq
  * thread, the thread's loop (reconnect with backoff, wait on the broker's
- * socket and the queue at once) and the answers posted back to workers.
- * The AMQP side is broker.c.
+ * socket and the queue at once). The AMQP side is broker.c; the answers
+ * posted back to workers are answer.c, below both.
  */
 #include "internal.h"
 
@@ -17,77 +17,6 @@
 
 #include "../buf/buf.h"
 #include "../log/log.h"
-
-const char offq_err_unavailable[] = "unavailable";
-
-uint64_t offq__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void life_release(offq_life_t *life)
-{
-    if (atomic_fetch_sub(&life->refs, 1) == 1)
-        free(life);
-}
-
-/* ---- answers, run on the caller's worker ---- */
-
-static void run_answer(sio_worker_t *w, void *arg)
-{
-    offq_req_t *r = arg;
-    if (!atomic_load(&r->life->dead)) {
-        if (r->kind == OFFQ_PUBLISH)
-            r->done_cb(w, r->err, r->ud);
-        else
-            r->msg_cb(w, 0, NULL, 0, r->err, r->ud);
-    }
-    life_release(r->life);
-    free(r);
-}
-
-void offq__answer(offq_t *q, offq_req_t *r, const char *err)
-{
-    r->err = err;
-    r->life = q->life;
-    atomic_fetch_add(&q->life->refs, 1);
-    sio_worker_post(r->w, run_answer, r);
-}
-
-typedef struct offq_msg {
-    offq_msg_cb cb;
-    void *ud;
-    offq_life_t *life;
-    uint64_t tag;
-    size_t len;
-    char body[];
-} offq_msg_t;
-
-static void run_message(sio_worker_t *w, void *arg)
-{
-    offq_msg_t *m = arg;
-    if (!atomic_load(&m->life->dead))
-        m->cb(w, m->tag, m->body, m->len, NULL, m->ud);
-    life_release(m->life);
-    free(m);
-}
-
-void offq__post_message(offq_t *q, const offq_req_t *fetch, uint64_t tag, const void *body, size_t len)
-{
-    offq_msg_t *m = buf_xmalloc(sizeof(*m) + len + 1);
-    m->cb = fetch->msg_cb;
-    m->ud = fetch->ud;
-    m->life = q->life;
-    atomic_fetch_add(&q->life->refs, 1);
-    m->tag = tag;
-    m->len = len;
-    if (len > 0)
-        memcpy(m->body, body, len);
-    m->body[len] = '\0';
-    sio_worker_post(fetch->w, run_message, m);
-}
 
 /* ---- the request queue ---- */
 
@@ -354,7 +283,7 @@ void offq_free(offq_t *q)
     }
     pthread_join(q->thread, NULL);
     free_list(q->head);
-    life_release(q->life);
+    offq__life_release(q->life);
     pthread_mutex_destroy(&q->mu);
     close(q->wake_fd);
     free(q->url_buf);
