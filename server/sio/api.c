@@ -3,35 +3,37 @@
  * like a long-poll, handed to the application with copies of what it needs,
  * and answered later from any thread through the request's worker queue.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
-/* Routes a request to the first prefix that matches; 1 when one took it. */
-int sio_api_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen)
+const sio_api_route_t *sio_api_find(const sio_server_t *srv, const h2o_req_t *req, size_t plen)
 {
-    sio_server_t *srv = w->srv;
-    for (sio_api_route_t *r = srv->api_routes; r != NULL; r = r->next) {
+    for (const sio_api_route_t *r = srv->api_routes; r != NULL; r = r->next) {
         size_t n = strlen(r->prefix);
-        if (plen >= n && memcmp(r->prefix, req->path.base, n) == 0) {
-            sio_http_request_t *ar = buf_xcalloc(1, sizeof(*ar));
-            sio_pending_req_t *p = sio_hold_request(w, req, NULL, w, 0);
-            ar->handle = (sio_poll_handle_t){w, p->token};
-            ar->method = strndup(req->method.base, req->method.len);
-            ar->path = strndup(req->path.base, plen);
-            ar->query = strndup(req->query_at == SIZE_MAX ? "" : req->path.base + req->query_at + 1,
-                                req->query_at == SIZE_MAX ? 0 : req->path.len - req->query_at - 1);
-            ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
-            ar->authorization =
-                hi >= 0 ? strndup(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len) : strdup("");
-            sio_client_addr(w, req, ar->addr, sizeof(ar->addr));
-            if (req->entity.base != NULL)
-                buf_append(&ar->body, req->entity.base, req->entity.len);
-            r->cb(r->ud, ar);
-            return 1;
-        }
+        if (plen >= n && memcmp(r->prefix, req->path.base, n) == 0)
+            return r;
     }
-    return 0;
+    return NULL;
+}
+
+void sio_api_start(const sio_api_route_t *r, sio_worker_t *w, h2o_req_t *req, size_t plen, uint64_t token,
+                   const char *addr)
+{
+    sio_http_request_t *ar = buf_xcalloc(1, sizeof(*ar));
+    ar->handle = (sio_poll_handle_t){w, token};
+    ar->method = strndup(req->method.base, req->method.len);
+    ar->path = strndup(req->path.base, plen);
+    ar->query = strndup(req->query_at == SIZE_MAX ? "" : req->path.base + req->query_at + 1,
+                        req->query_at == SIZE_MAX ? 0 : req->path.len - req->query_at - 1);
+    ssize_t hi = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    ar->authorization =
+        hi >= 0 ? strndup(req->headers.entries[hi].value.base, req->headers.entries[hi].value.len) : strdup("");
+    snprintf(ar->addr, sizeof(ar->addr), "%s", addr);
+    if (req->entity.base != NULL)
+        buf_append(&ar->body, req->entity.base, req->entity.len);
+    r->cb(r->ud, ar);
 }
 
 void sio_server_route_prefix(sio_server_t *srv, const char *prefix, sio_api_cb cb, void *ud)

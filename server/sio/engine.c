@@ -10,8 +10,6 @@
 #include "../log/log.h"
 #include "internal.h"
 
-const char sio_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 /* Decodes a polling payload in place into a new array (the caller frees
  * it), sized by counting separators. Returns NULL when it is invalid. */
 static eio_packet_t *decode_payload(buf_t *b, size_t *count)
@@ -82,6 +80,11 @@ eio_session_t *eio_session_find(sio_worker_t *w, const char *sid)
         if (memcmp(e->sid, sid, SIO_SID_LEN) == 0)
             return e;
     return NULL;
+}
+
+int eio_session_exists(sio_worker_t *w, const char *sid)
+{
+    return eio_session_find(w, sid) != NULL;
 }
 
 void eio_table_free(sio_worker_t *w)
@@ -194,8 +197,8 @@ void eio_session_close(eio_session_t *e, int code, const char *reason)
     e->ip_slot = LIMITS_UNCOUNTED;
     metrics_dec(e->transport == EIO_WEBSOCKET ? w->srv->m.open_websocket : w->srv->m.open_polling);
     closed_metric(w, code);
-    if (e->conn != NULL)
-        sio_conn_closed(e, reason);
+    if (e->conn != NULL && w->srv->conn.closed != NULL)
+        w->srv->conn.closed(e, reason);
     if (e->probe_ws != NULL) {
         ws_conn_set_data(e->probe_ws, NULL);
         ws_conn_close(e->probe_ws, code == 1000 ? 1000 : code);
@@ -333,10 +336,7 @@ static void handle_packet(eio_session_t *e, eio_type_t type, int binary, const u
             eio_session_send(e, EIO_PONG, 0, data, len);
         break;
     case EIO_MESSAGE:
-        if (srv->opt.engine_on_message != NULL)
-            srv->opt.engine_on_message(e, binary, data, len, srv->opt.engine_ud);
-        else
-            sio_conn_on_message(e, binary, data, len);
+        srv->conn.message(e, binary, data, len);
         break;
     case EIO_CLOSE:
         e->client_closed = 1;
@@ -371,8 +371,8 @@ void eio_handshake_polling(sio_worker_t *w, h2o_req_t *req, const char *addr, in
                    H2O_STRLIT("text/plain; charset=UTF-8"));
     h2o_send_inline(req, b.base, b.len);
     buf_free(&b);
-    if (srv_is_socketio(w->srv))
-        sio_conn_open(e);
+    if (w->srv->conn.open != NULL)
+        w->srv->conn.open(e);
 }
 
 static void on_upgrade_check(h2o_timeout_entry_t *entry)
@@ -568,8 +568,8 @@ void eio_accept_ws(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const c
         append_open(e, &b, 0);
         eio_session_send(e, EIO_OPEN, 0, b.base, b.len);
         buf_free(&b);
-        if (srv_is_socketio(w->srv))
-            sio_conn_open(e);
+        if (w->srv->conn.open != NULL)
+            w->srv->conn.open(e);
         ws_conn_start(e->ws);
         return;
     }

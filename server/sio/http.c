@@ -166,7 +166,7 @@ static void on_guard_dispose(void *_g)
     if (p->is_get) {
         sio_poll_handle_t h = {g->w, p->token};
         if (p->owner == g->w) {
-            eio_handle_poll_abort(g->w, p->sid, h);
+            g->w->srv->eio.poll_abort(g->w, p->sid, h);
         } else {
             sio_msg_t *m = sio_msg_new(SIO_MSG_POLL_ABORT);
             memcpy(m->sid, p->sid, sizeof(m->sid));
@@ -251,9 +251,9 @@ static void hold_poll(sio_worker_t *w, h2o_req_t *req, const char *sid, sio_work
         buf_append(&body, req->entity.base, req->entity.len);
     if (owner == w) {
         if (is_get)
-            eio_handle_poll_get(w, p->sid, h);
+            w->srv->eio.poll_get(w, p->sid, h);
         else
-            eio_handle_poll_post(w, p->sid, h, &body);
+            w->srv->eio.poll_post(w, p->sid, h, &body);
         return;
     }
     metrics_inc(w->srv->m.handoff_poll);
@@ -284,7 +284,7 @@ static void on_upgrade_complete(void *_u, h2o_socket_t *sock, size_t reqsize)
     }
     h2o_buffer_consume(&sock->input, reqsize);
     if (u->owner == u->w) {
-        eio_accept_ws(u->w, sock, u->has_sid ? u->sid : NULL, u->addr, u->ip_slot);
+        u->w->srv->eio.accept_ws(u->w, sock, u->has_sid ? u->sid : NULL, u->addr, u->ip_slot);
         goto Exit;
     }
     /* the session lives on another worker: move the socket to its loop */
@@ -430,8 +430,7 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
             return 0;
         }
         if (sid[0] != '\0' && owner == w) {
-            eio_session_t *e = eio_session_find(w, sid);
-            if (e == NULL) {
+            if (!w->srv->eio.session_exists(w, sid)) {
                 send_eio_error(w, req, 400, 1, "Session ID unknown");
                 return 0;
             }
@@ -455,7 +454,7 @@ static int handle_engine(sio_worker_t *w, h2o_req_t *req)
             return 0;
         char addr[64];
         sio_client_addr(w, req, addr, sizeof(addr));
-        eio_handshake_polling(w, req, addr, slot);
+        w->srv->eio.handshake_polling(w, req, addr, slot);
         return 0;
     }
     int is_post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
@@ -541,7 +540,14 @@ int sio_http_on_req(h2o_handler_t *self, h2o_req_t *req)
             return 0;
         }
     }
-    if (sio_api_dispatch(w, req, plen) || sio_static_dispatch(w, req, plen))
+    const sio_api_route_t *route = sio_api_find(w->srv, req, plen);
+    if (route != NULL) {
+        char addr[sizeof(((sio_http_request_t *)NULL)->addr)];
+        sio_client_addr(w, req, addr, sizeof(addr));
+        sio_api_start(route, w, req, plen, sio_hold_request(w, req, NULL, w, 0)->token, addr);
+        return 0;
+    }
+    if (sio_static_dispatch(w, req, plen))
         return 0;
     send_text(req, 404, "text/plain; charset=utf-8", "not found\n", 10);
     return 0;

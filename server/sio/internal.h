@@ -64,8 +64,31 @@ typedef struct sio_api_route {
     struct sio_api_route *next;
 } sio_api_route_t;
 
+/*
+ * The layers of sio, each calling only down: HTTP (http.c, api.c, files.c)
+ * hands Engine.IO requests up through `eio`, Engine.IO (engine.c, ws.c)
+ * hands connections up through `conn`: Socket.IO's (socket.c), or an
+ * Engine.IO application's messages. server.c fills both.
+ */
+typedef struct sio_poll_handle sio_poll_handle_t;
+typedef struct sio_eio_entry {
+    int (*session_exists)(sio_worker_t *w, const char *sid);
+    void (*poll_get)(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
+    void (*poll_post)(sio_worker_t *w, const char *sid, sio_poll_handle_t from, buf_t *body);
+    void (*poll_abort)(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
+    void (*handshake_polling)(sio_worker_t *w, h2o_req_t *req, const char *addr, int ip_slot);
+    void (*accept_ws)(sio_worker_t *w, h2o_socket_t *sock, const char *sid, const char *addr, int ip_slot);
+} sio_eio_entry_t;
+typedef struct sio_conn_ops {
+    void (*open)(eio_session_t *e); /* may be NULL */
+    void (*message)(eio_session_t *e, int binary, const uint8_t *data, size_t len);
+    void (*closed)(eio_session_t *e, const char *reason); /* may be NULL; only for sessions with e->conn */
+} sio_conn_ops_t;
+
 struct sio_server {
     sio_options_t opt;
+    sio_eio_entry_t eio;
+    sio_conn_ops_t conn;
     char *path;
     char **origins; /* NULL-terminated; NULL: any */
     sio_nsp_t *nsps;
@@ -90,10 +113,10 @@ struct sio_server {
  * session side only ever sees a handle: the worker that holds the h2o
  * request and a token naming it there.
  */
-typedef struct sio_poll_handle {
+struct sio_poll_handle {
     sio_worker_t *worker;
     uint64_t token;
-} sio_poll_handle_t;
+};
 
 typedef enum sio_msg_kind {
     SIO_MSG_POLL_GET,   /* to the session's worker */
@@ -240,6 +263,7 @@ struct eio_session {
 /* `ip_slot` is the session's count in opt.ip_limits (limits_acquire), released when it closes. */
 eio_session_t *eio_session_new(sio_worker_t *w, eio_transport_t transport, const char *addr, int ip_slot);
 eio_session_t *eio_session_find(sio_worker_t *w, const char *sid);
+int eio_session_exists(sio_worker_t *w, const char *sid);
 void eio_session_close(eio_session_t *e, int code, const char *reason);
 void eio_session_send(eio_session_t *e, eio_type_t type, int binary, const void *data, size_t len);
 void eio_handle_poll_get(sio_worker_t *w, const char *sid, sio_poll_handle_t from);
@@ -272,8 +296,11 @@ sio_pending_req_t *sio_hold_request(sio_worker_t *w, h2o_req_t *req, const char 
 
 /* ---- api.c ---- */
 
-/** Hands a request to the asynchronous route whose prefix matches; 1 when one took it. */
-int sio_api_dispatch(sio_worker_t *w, h2o_req_t *req, size_t plen);
+/* api.c, below http.c: the asynchronous route whose prefix matches `req`, or NULL. */
+const sio_api_route_t *sio_api_find(const sio_server_t *srv, const h2o_req_t *req, size_t plen);
+/* Hands a request held under `token` (http.c's sio_hold_request) from client `addr` to its route. */
+void sio_api_start(const sio_api_route_t *r, sio_worker_t *w, h2o_req_t *req, size_t plen, uint64_t token,
+                   const char *addr);
 /* The client's address of `req` (http.c): the peer, or the trusted proxies' X-Forwarded-For. */
 void sio_client_addr(sio_worker_t *w, h2o_req_t *req, char *out, size_t outlen);
 /* Serves a static file for GET or HEAD when one matches; 1 when it answered. */

@@ -44,6 +44,22 @@ uint64_t sio_worker_now(const sio_worker_t *w)
     return h2o_now(w->loop);
 }
 
+const char sio_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* ---- messages to a worker (what each kind does is server.c's) ---- */
+
+void sio_worker_send(sio_worker_t *to, sio_msg_t *msg)
+{
+    h2o_multithread_send_message(&to->receiver, &msg->super);
+}
+
+sio_msg_t *sio_msg_new(sio_msg_kind_t kind)
+{
+    sio_msg_t *m = buf_xcalloc(1, sizeof(*m));
+    m->kind = kind;
+    return m;
+}
+
 /* ---- timers ---- */
 
 struct sio_timer {

@@ -16,18 +16,6 @@
 #include "../log/log.h"
 #include "internal.h"
 
-void sio_worker_send(sio_worker_t *to, sio_msg_t *msg)
-{
-    h2o_multithread_send_message(&to->receiver, &msg->super);
-}
-
-sio_msg_t *sio_msg_new(sio_msg_kind_t kind)
-{
-    sio_msg_t *m = buf_xcalloc(1, sizeof(*m));
-    m->kind = kind;
-    return m;
-}
-
 /* ---- cross-worker messages ---- */
 
 static void on_messages(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -171,6 +159,13 @@ static int bind_listener(sio_server_t *srv, int port, char *err, size_t errlen)
     return fd;
 }
 
+/* An Engine.IO application (sio_options_t.engine_on_message) in place of Socket.IO. */
+static void engine_app_message(eio_session_t *e, int binary, const uint8_t *data, size_t len)
+{
+    const sio_server_t *srv = e->worker->srv;
+    srv->opt.engine_on_message(e, binary, data, len, srv->opt.engine_ud);
+}
+
 sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
 {
     if (opt->workers < 1 || opt->workers > SIO_MAX_WORKERS || opt->port < 0 || opt->port > 65535 ||
@@ -182,6 +177,10 @@ sio_server_t *sio_server_new(const sio_options_t *opt, char *err, size_t errlen)
     }
     sio_server_t *srv = buf_xcalloc(1, sizeof(*srv));
     srv->opt = *opt;
+    srv->eio = (sio_eio_entry_t){eio_session_exists,    eio_handle_poll_get,   eio_handle_poll_post,
+                                 eio_handle_poll_abort, eio_handshake_polling, eio_accept_ws};
+    srv->conn = srv_is_socketio(srv) ? (sio_conn_ops_t){sio_conn_open, sio_conn_on_message, sio_conn_closed}
+                                     : (sio_conn_ops_t){NULL, engine_app_message, NULL};
     srv->path = buf_xstrndup(opt->path, strlen(opt->path));
     srv->opt.path = srv->path;
     srv->opt.host = NULL;
