@@ -42,7 +42,7 @@ static void on_note(sio_worker_t *w, void *arg)
     hub_chat_note_t *n = arg;
     hub_worker_t *hw = sio_worker_data(w);
     if (hw != NULL) /* NULL: the worker stopped; a note lost here is like a pub/sub message lost */
-        hub_chat_on_note(hw, n);
+        hw->hub->on_note(hw, n);
     hub_note_free(n);
 }
 

@@ -34,13 +34,6 @@
  */
 #define MAX_SENDS_WAITING 8192
 
-int64_t hub_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- token buckets ---- */
 
 static int bucket_take(hub_bucket_t *b, const int rate[2], uint64_t now_ms)
@@ -68,22 +61,6 @@ static void pending_free(pending_msg_t *m)
     hub_conn_unref(m->c);
     free(m->text);
     free(m);
-}
-
-sio_socket_t *hub_chat_socket(hub_conn_t *c)
-{
-    return c != NULL && c->root != NULL ? sio_socket_sibling(c->root, "/chat") : NULL;
-}
-
-/* {"sessionId":sid,"id":id,"seq":seq: how the payloads of chat:message and chat:delivered begin */
-void hub_chat_payload_head(buf_t *b, const char *sid, const char *id, int64_t seq)
-{
-    buf_append_str(b, "{\"sessionId\":");
-    buf_append_json_string(b, sid, strlen(sid));
-    buf_append_str(b, ",\"id\":");
-    buf_append_json_string(b, id, strlen(id));
-    buf_append_str(b, ",\"seq\":");
-    buf_append_u64(b, (uint64_t)seq);
 }
 
 /* The ack of a settled message, {"ok":true,"id","seq","ts","status"}, written without a JSON tree (a hot path). */

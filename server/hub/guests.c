@@ -23,11 +23,6 @@ static int64_t now_unix(void)
     return (int64_t)time(NULL);
 }
 
-static json_t *json_str_or_null(const char *s)
-{
-    return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
-}
-
 static void fill_match_guest(hub_conn_t *c, match_guest_t *g)
 {
     memset(g, 0, sizeof(*g));
@@ -43,15 +38,6 @@ static void fill_match_guest(hub_conn_t *c, match_guest_t *g)
         snprintf(g->lat, sizeof(g->lat), "%.4f", c->place.lat);
         snprintf(g->lon, sizeof(g->lon), "%.4f", c->place.lon);
     }
-}
-
-/* `user-session` from the fields of a hello or session notification. */
-json_t *hub_user_session(const char *sid, const char *alias, const char *city, const char *country, json_t *distance,
-                         int64_t started_ms, int resumed)
-{
-    return json_pack("{s:s,s:{s:s,s:o,s:o,s:o},s:I,s:b}", "sessionId", sid, "peer", "alias", alias, "city",
-                     json_str_or_null(city), "country", json_str_or_null(country), "distanceKm", distance, "startedAt",
-                     (json_int_t)started_ms, "resumed", resumed);
 }
 
 /* Answers the namespace CONNECTs that waited for /. */
@@ -81,8 +67,8 @@ static void finish_connect(hub_conn_t *c, const match_reply_t *r)
     guest_token_make(&h->secret, c->gid, c->expires, token);
     json_t *session =
         json_pack("{s:s,s:s,s:I,s:b,s:{s:o,s:o,s:s}}", "guestId", c->gid, "token", token, "expiresAt",
-                  (json_int_t)c->expires, "resumed", c->resumed, "geo", "city", json_str_or_null(c->place.city),
-                  "country", json_str_or_null(c->place.country), "source", c->place.source);
+                  (json_int_t)c->expires, "resumed", c->resumed, "geo", "city", hub_json_str_or_null(c->place.city),
+                  "country", hub_json_str_or_null(c->place.country), "source", c->place.source);
     hub_emit(c, "/", "session", session);
     json_decref(session);
     metrics_inc(c->resumed ? h->m.guests_resumed : h->m.guests_new);
@@ -122,7 +108,7 @@ static void on_hello(const match_reply_t *r, void *ud)
         chat_presence(c->hw->cmd, c->gid, 1, NULL, NULL); /* its peer was told it went */
     }
     if (r->err == NULL && strcmp(r->status, "banned") != 0 && c->root != NULL)
-        hub_nodes_held(c, 1);
+        match_held(c->hw->cmd, c->hw->channel, c->gid, 1);
     c->reannounce = 0;
     hub_conn_unref(c);
 }
@@ -232,7 +218,7 @@ static void on_root_disconnect(sio_socket_t *s, const char *reason, void *ud)
     }
     hub_registry_remove(c->hw, c);
     if (c->accepted && hub_registry_find(c->hw, c->gid) == NULL)
-        hub_nodes_held(c, 0);
+        match_held(c->hw->cmd, c->hw->channel, c->gid, 0);
     hub_conn_unref(c);
 }
 
@@ -274,7 +260,11 @@ void hub_guests_attach(hub_t *h, sio_server_t *srv)
     sio_nsp_t *root = sio_server_of(srv, "/");
     sio_nsp_on_connect(root, on_root_connect, h);
     sio_nsp_on_disconnect(root, on_root_disconnect, h);
-    sio_nsp_t *chat = sio_server_of(srv, "/chat");
-    sio_nsp_on_connect(chat, hub_require_root, h);
-    sio_nsp_on_disconnect(chat, hub_nsp_disconnect, h);
+    /* /match and /chat take a connection only once / accepted it */
+    const char *const guarded[] = {"/match", "/chat"};
+    for (size_t i = 0; i < 2; i++) {
+        sio_nsp_t *n = sio_server_of(srv, guarded[i]);
+        sio_nsp_on_connect(n, hub_require_root, h);
+        sio_nsp_on_disconnect(n, hub_nsp_disconnect, h);
+    }
 }

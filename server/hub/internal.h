@@ -25,6 +25,7 @@ typedef struct hub_bucket {
 } hub_bucket_t;
 
 typedef struct hub_worker hub_worker_t;
+struct hub_chat_note;
 
 typedef struct hub_metrics {
     metrics_value_t *guests_new, *guests_resumed, *auth_failures, *consent_refused, *banned;
@@ -55,6 +56,8 @@ struct hub {
     /* the local bus (bus.c): this node's workers by index, and the prefix of their channels */
     _Atomic(sio_worker_t *) bus[HUB_MAX_WORKERS];
     char bus_prefix[128];
+    /* what takes the notes the bus delivers (chatting.c's, set by hub.c): the bus stands below the features */
+    void (*on_note)(hub_worker_t *hw, const struct hub_chat_note *n);
 };
 
 /*
@@ -134,10 +137,8 @@ void hub_wal_stop(hub_worker_t *hw);
 void hub_nodes_start(hub_worker_t *hw);
 void hub_nodes_stop(hub_worker_t *hw);
 void hub_nodes_redis_up(hub_worker_t *hw);
-/** Records that this worker holds the connection's guest (1), or no longer does (0). */
-void hub_nodes_held(hub_conn_t *c, int held);
 
-/* hub.c */
+/* conns.c, the leaf: connections, the registry, emit and ack, shared payload parts, the clock */
 hub_conn_t *hub_conn_ref(hub_conn_t *c);
 void hub_conn_unref(hub_conn_t *c);
 void hub_registry_add(hub_worker_t *hw, hub_conn_t *c);
@@ -151,7 +152,18 @@ hub_conn_t *hub_conn_of(sio_socket_t *s);
 void hub_ack_error(sio_socket_t *s, int64_t ack_id, const char *code);
 /** Answers an ack with `obj` (stolen). */
 void hub_ack(sio_socket_t *s, int64_t ack_id, json_t *obj);
+int64_t hub_wall_ms(void);
+/** The connection's /chat socket, or NULL. */
+sio_socket_t *hub_chat_socket(hub_conn_t *c);
+/** Writes {"sessionId":sid,"id":id,"seq":seq, how chat:message and chat:delivered payloads begin. */
+void hub_chat_payload_head(buf_t *b, const char *sid, const char *id, int64_t seq);
+/** The `user-session` payload (takes `distance`). */
+json_t *hub_user_session(const char *sid, const char *alias, const char *city, const char *country, json_t *distance,
+                         int64_t started_ms, int resumed);
+/** A string, or JSON null when it is NULL or empty. */
+json_t *hub_json_str_or_null(const char *s);
 
+/* hub.c */
 /** Handles a notification for this worker (JSON text), from pub/sub or the local bus. */
 void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len);
 
@@ -191,9 +203,6 @@ void hub_note_send(hub_worker_t *hw, const char *channel, hub_chat_note_t *n);
 
 /* guests.c: namespace / */
 void hub_guests_attach(hub_t *h, sio_server_t *srv);
-/** The `user-session` payload (takes `distance`). */
-json_t *hub_user_session(const char *sid, const char *alias, const char *city, const char *country, json_t *distance,
-                         int64_t started_ms, int resumed);
 /** Registers a connection with Redis again (after Redis came back). */
 void hub_guest_rehello(hub_conn_t *c);
 /** Guarded namespace connect for /match and /chat: only after / was accepted. */
@@ -214,11 +223,6 @@ int hub_bans_cover_ip(hub_worker_t *hw, const char *ip);
 void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len);
 
 /* chatting.c: namespace /chat, the sender's side */
-int64_t hub_wall_ms(void);
-/** The connection's /chat socket, or NULL. */
-sio_socket_t *hub_chat_socket(hub_conn_t *c);
-/** Writes {"sessionId":sid,"id":id,"seq":seq, how chat:message and chat:delivered payloads begin. */
-void hub_chat_payload_head(buf_t *b, const char *sid, const char *id, int64_t seq);
 /* receiving.c: namespace /chat, the recipient's side */
 /** A message for a guest of this worker (`c`, NULL when not here): to its client, or back with a nack. */
 void hub_chat_on_msg_note(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n);

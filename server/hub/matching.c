@@ -367,8 +367,6 @@ void hub_matching_redis_back(hub_conn_t *c)
 void hub_matching_attach(hub_t *h, sio_server_t *srv)
 {
     sio_nsp_t *n = sio_server_of(srv, "/match");
-    sio_nsp_on_connect(n, hub_require_root, h);
-    sio_nsp_on_disconnect(n, hub_nsp_disconnect, h);
     sio_nsp_on(n, "match:request", on_request, h);
     sio_nsp_on(n, "match:cancel", on_cancel, h);
     sio_nsp_on(n, "match:accept", on_accept, h);

@@ -107,8 +107,3 @@ void hub_nodes_stop(hub_worker_t *hw)
     sio_timer_free(hw->beat);
     hw->beat = NULL;
 }
-
-void hub_nodes_held(hub_conn_t *c, int held)
-{
-    match_held(c->hw->cmd, c->hw->channel, c->gid, held);
-}
