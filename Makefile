@@ -14,7 +14,9 @@ LDFLAGS += $(EXTRA_LDFLAGS)
 MAINS := server/chatd/main.c server/testserver/main.c server/histctl/main.c
 SRC_DIRS := server geo matcher
 LIB_SRC := $(filter-out $(MAINS),$(shell find $(SRC_DIRS) -name '*.c' 2>/dev/null | sort))
-HDRS := $(shell find $(SRC_DIRS) -name '*.h' 2>/dev/null)
+# Header dependencies come from the compiler (-MMD -MP): each object
+# depends on the headers it includes, written beside it as a .d file.
+DEPFLAGS = -MMD -MP -MF $(@:%=%.d)
 # Lua scripts for Redis are compiled into the binary (scripts/embed).
 GEN_SRC := $(BUILD)/gen/matcher_lua.c $(BUILD)/gen/chat_lua.c
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_SRC:%.c=%.o)
@@ -27,9 +29,9 @@ FUZZ_LIB_SRC := server/buf/buf.c server/sio/eio_packet.c server/sio/ws_frame.c s
 .PHONY: all test unit e2e run asan tsan fuzz fuzz-build lint format bench setup clean web web-test
 all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(BUILD)/chatbench $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web
 
-$(BUILD)/obj/%.o: %.c $(HDRS)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/gen/matcher_lua.c: matcher/matcher.lua scripts/embed
 	@mkdir -p $(dir $@)
@@ -55,9 +57,9 @@ $(BUILD)/sio-testserver: $(BUILD)/obj/server/testserver/main.o $(BUILD)/lib.a
 $(BUILD)/histctl: $(BUILD)/obj/server/histctl/main.o $(BUILD)/lib.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(PKG_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a $(HDRS) $(wildcard tests/unit/support/*.c)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/lib.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iserver -o $@ $< $(BUILD)/lib.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Iserver -o $@ $< $(BUILD)/lib.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka)
 
 # The City database the geo unit tests read (GEO_TEST_DB).
 $(BUILD)/geo/test-city.mmdb: tests/fixtures/geo/cities.csv scripts/gen-geo-db
@@ -82,7 +84,8 @@ web-test:
 -include bench/chatbench/chatbench.mk
 
 # libFuzzer targets: the parsers alone, built with clang.
-$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(HDRS)
+# One compiler call builds each from several sources, so it depends on every header they may include.
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_LIB_SRC) $(shell find server geo -name '*.h')
 	@mkdir -p $(dir $@)
 	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iserver $(PKG_CFLAGS) \
 	  -o $@ $< $(FUZZ_LIB_SRC) $(shell pkg-config --libs jansson openssl libmaxminddb)
@@ -109,9 +112,10 @@ unit: $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb
 e2e: all
 	BUILD=$(BUILD) scripts/test-e2e
 
-# The whole suite: unit tests, end-to-end tests with socket.io-client, brief fuzzing.
+# The whole suite: lint, unit tests, end-to-end tests with socket.io-client, brief fuzzing.
 test: setup
 	$(MAKE) all fuzz-build
+	$(MAKE) lint
 	$(MAKE) unit
 	$(MAKE) web-test
 	$(MAKE) e2e
@@ -137,7 +141,9 @@ run: setup all
 bench: setup all
 	BUILD=$(BUILD) node bench/run.mjs
 
-lint:
+# Format, static analysis, and the shape of the code: no cycle of C files (from the objects), none past 800 lines.
+lint: all
+	scripts/check-layers $(BUILD)
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server geo matcher tests/unit fuzz bench/chatbench
@@ -147,3 +153,6 @@ format:
 
 clean:
 	rm -rf build build-asan build-tsan
+
+# What the compiler said each object includes (absent before the first build).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -8,16 +8,14 @@ BUILD ?= build
 CHATBENCH_GOAL := $(.DEFAULT_GOAL)
 CHATBENCH_SRC := $(wildcard bench/chatbench/*.c) server/buf/buf.c
 CHATBENCH_OBJ := $(CHATBENCH_SRC:%.c=$(BUILD)/obj/%.o)
-CHATBENCH_HDR := $(wildcard bench/chatbench/*.h) server/buf/buf.h
 
 .PHONY: chatbench
 chatbench: $(BUILD)/chatbench
 
-# Same pattern as the main Makefile's objects, with the bench's own headers
-# as prerequisites (its HDRS covers server/, geo/ and matcher/ only).
-$(BUILD)/obj/bench/chatbench/%.o: bench/chatbench/%.c $(CHATBENCH_HDR)
+# Same pattern as the main Makefile's objects, header dependencies from the compiler.
+$(BUILD)/obj/bench/chatbench/%.o: bench/chatbench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/chatbench: $(CHATBENCH_OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(shell pkg-config --libs libcrypto) -lm
