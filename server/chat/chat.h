@@ -35,13 +35,15 @@ int chat_state(redis_client_t *c, const char *sid, const char *sender, const cha
 /**
  * The recipient acked: marks it delivered and, in the same atomic step,
  * appends the message to the history's write-ahead log ({nc}:hwal, read by
- * hub/wal.c); unless `quiet` (the caller tells the sender's worker itself),
- * tells the sender's worker. "ok" (with the status before), or "gone" once
+ * hub/wal.c). With `quiet` (the sender is on this node, whose worker the
+ * caller tells itself) that step is a MULTI/EXEC of the record, its life
+ * (`ttl_s`) and the log entry, answered "ok"; else chat.lua does it and
+ * tells the sender's worker: "ok" (with the status before), or "gone" once
  * the record expired (the log entry is written all the same). Same returns
  * as chat_send; `cb` may be NULL.
  */
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
-                   const char *text, int64_t delivered_ms, int quiet, redis_strings_cb cb, void *ud);
+                   const char *text, int64_t delivered_ms, int quiet, int ttl_s, redis_strings_cb cb, void *ud);
 /**
  * For typing and read marks, which the caller sends on: checks that `guest`
  * is in the session and answers "ok" peer peer_channel ("" when the peer is

@@ -110,7 +110,7 @@ static void on_receipt_stored(const redis_strings_t *r, void *ud)
 static void receipt_store(receipt_t *rc)
 {
     if (chat_delivered(rc->hw->cmd, rc->sid, rc->sender, rc->id, rc->seq, rc->ts, rc->text, rc->delivered_ms,
-                       rc->tell_origin, on_receipt_stored, rc) != 0)
+                       rc->tell_origin, rc->hw->hub->cfg->token_ttl_s, on_receipt_stored, rc) != 0)
         receipt_later(rc); /* Redis is down: the client reconnects, the timer tries again */
 }
 
