@@ -171,7 +171,6 @@ static void on_cmd_state(int up, void *ud)
         return;
     }
     hub_bans_reload(hw);
-    hub_nodes_redis_up(hw);
     /* Redis came back (or was restarted empty): tell it again where our guests are */
     for (size_t b = 0; b < HUB_REGISTRY_BUCKETS; b++)
         for (hub_conn_t *c = hw->registry[b]; c != NULL; c = c->hnext) {

@@ -119,6 +119,7 @@ struct hub_worker {
     struct hub_wal *wal;         /* the history's write-ahead log reader, on worker 0 (wal.c) */
     geo_proxies_t *banned_cidrs; /* networks banned by moderators */
     sio_timer_t *beat;           /* liveness (nodes.c) */
+    redis_client_t *beat_cmd;    /* the beats' own connection (nodes.c) */
     int beating;                 /* a beat is in flight */
     int beaten;                  /* a beat was answered: being unknown since means taken for dead */
 };
@@ -136,7 +137,6 @@ void hub_wal_stop(hub_worker_t *hw);
 /* nodes.c: liveness of workers, and the guests of dead ones */
 void hub_nodes_start(hub_worker_t *hw);
 void hub_nodes_stop(hub_worker_t *hw);
-void hub_nodes_redis_up(hub_worker_t *hw);
 
 /* conns.c, the leaf: connections, the registry, emit and ack, shared payload parts, the clock */
 hub_conn_t *hub_conn_ref(hub_conn_t *c);

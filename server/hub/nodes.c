@@ -11,7 +11,9 @@
  *
  * A worker that was only frozen past DEAD_MS finds itself unknown at its
  * next beat: it registers its guests again and their peers hear they are
- * back.
+ * back. Beats go on a Redis connection of their own: on the worker's command
+ * connection a beat would wait behind everything the worker has pipelined,
+ * and a busy worker (100,000 guests connecting) would look dead.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +22,7 @@
 #include "internal.h"
 
 #define BEAT_MS 2000
-#define DEAD_MS 10000 /* well past any stall a live worker has (the frozen-node test stops one for 5 s) */
+#define DEAD_MS 15000 /* well past any stall a live worker has (the frozen-node test stops one for 5 s) */
 #define REAP_MAX 500  /* guests per beat; more are taken at once by the next one */
 
 typedef struct reaped {
@@ -83,27 +85,31 @@ static void on_tick(sio_timer_t *t, void *ud)
 {
     hub_worker_t *hw = ud;
     sio_timer_start(t, BEAT_MS);
-    if (hw->beating || !redis_client_up(hw->cmd))
+    if (hw->beating || !redis_client_up(hw->beat_cmd))
         return;
-    if (match_reap(hw->cmd, hw->channel, DEAD_MS, REAP_MAX, on_beat, hw) == 0)
+    if (match_reap(hw->beat_cmd, hw->channel, DEAD_MS, REAP_MAX, on_beat, hw) == 0)
         hw->beating = 1;
+}
+
+/* The beat connection is (back) up: beat now, so that a worker is known from its first guest on. */
+static void on_beat_state(int up, void *ud)
+{
+    hub_worker_t *hw = ud;
+    if (up && hw->beat != NULL)
+        sio_timer_start(hw->beat, 0);
 }
 
 void hub_nodes_start(hub_worker_t *hw)
 {
     hw->beat = sio_timer_new(hw->w, on_tick, hw);
+    hw->beat_cmd = redis_client_new(hw->w, &hw->hub->redis, hw->hub->scripts, on_beat_state, NULL, hw);
     sio_timer_start(hw->beat, 0);
-}
-
-/* Redis is (back) up: beat now, so that a worker is known from its first guest on. */
-void hub_nodes_redis_up(hub_worker_t *hw)
-{
-    if (hw->beat != NULL)
-        sio_timer_start(hw->beat, 0);
 }
 
 void hub_nodes_stop(hub_worker_t *hw)
 {
     sio_timer_free(hw->beat);
     hw->beat = NULL;
+    redis_client_free(hw->beat_cmd); /* a beat in flight is answered with an error, and ignored */
+    hw->beat_cmd = NULL;
 }
