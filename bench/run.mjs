@@ -32,6 +32,8 @@ const DOC = path.resolve(root, process.env.BENCH_DOC || "docs/benchmarks.md");
 const QUICK = process.env.BENCH_QUICK === "1";
 const VERBOSE = process.env.BENCH_VERBOSE === "1";
 const ONLY = (process.env.BENCH_ONLY || "").split(",").map((s) => s.trim()).filter(Boolean);
+// BENCH_SIDES=chatd: leave the peer out (comparing two builds of chatd)
+const SIDES = (process.env.BENCH_SIDES || "").split(",").map((s) => s.trim()).filter(Boolean);
 
 // One process holds at most ~19,000 descriptors (hard RLIMIT_NOFILE 20000,
 // not raisable here): no chatd node, chatbench or peer worker gets more guests.
@@ -66,7 +68,9 @@ const SCENARIOS = [
 ];
 // BENCH_ONLY: a scenario's name, else a prefix ("chat": every chat-… scenario)
 const picks = (o, s) => (SCENARIOS.some((x) => x.name === o) ? s.name === o : s.name.startsWith(`${o}-`));
-const selected = SCENARIOS.filter((s) => ONLY.length === 0 || ONLY.some((o) => picks(o, s)));
+const selected = SCENARIOS.filter((s) => ONLY.length === 0 || ONLY.some((o) => picks(o, s)))
+  .map((s) => ({ ...s, sides: s.sides.filter((x) => SIDES.length === 0 || SIDES.includes(x)) }))
+  .filter((s) => s.sides.length > 0);
 
 // ---------------------------------------------------------------- helpers
 

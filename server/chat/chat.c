@@ -1,8 +1,10 @@
 #include "chat.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../buf/buf.h"
 
@@ -126,8 +128,16 @@ static int delivered_here(redis_client_t *c, const char *sid, const char *sender
         return REDIS_CLIENT_ERR_DOWN;
     redis_command(c, NULL, NULL, "HSET", key, field, value, (const char *)NULL);
     redis_command(c, NULL, NULL, "EXPIRE", key, ttl, (const char *)NULL);
-    redis_command(c, NULL, NULL, "XADD", "{nc}:hwal", "*", "sid", sid, "seq", seq, "id", id, "from", sender, "ts", ts,
-                  "dts", dts, "text", text, (const char *)NULL);
+    buf_t entry = BUF_INIT;
+    const char *parts[] = {sid, seq, id, sender, ts, dts};
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        buf_append_str(&entry, parts[i]);
+        buf_append_char(&entry, '|');
+    }
+    buf_append_str(&entry, text);
+    buf_append_char(&entry, '\0');
+    redis_command(c, NULL, NULL, "XADD", CHAT_WAL_KEY, "*", CHAT_WAL_FIELD, entry.base, (const char *)NULL);
+    buf_free(&entry);
     exec_wait_t *w = buf_xcalloc(1, sizeof(*w));
     w->cb = cb;
     w->ud = ud;
@@ -176,4 +186,41 @@ int chat_notify(redis_client_t *c, const char *guest, const char *json, redis_st
 {
     const char *args[] = {"notify", guest, json};
     return eval(c, 3, args, cb, ud);
+}
+
+/* Copies the part of `s` before the next '|' into `out` (size bytes); returns what follows, NULL when none fits. */
+static const char *wal_part(const char *s, char *out, size_t size)
+{
+    const char *bar = strchr(s, '|');
+    if (bar == NULL || (size_t)(bar - s) >= size)
+        return NULL;
+    memcpy(out, s, (size_t)(bar - s));
+    out[bar - s] = '\0';
+    return bar + 1;
+}
+
+static const char *wal_number(const char *s, long long *out)
+{
+    char digits[24];
+    char *end;
+    s = s != NULL ? wal_part(s, digits, sizeof(digits)) : NULL;
+    if (s == NULL || digits[0] == '\0')
+        return NULL;
+    errno = 0;
+    *out = strtoll(digits, &end, 10);
+    return *end == '\0' && errno == 0 ? s : NULL;
+}
+
+int chat_wal_parse(const char *value, chat_wal_entry_t *out)
+{
+    const char *s = wal_part(value, out->sid, sizeof(out->sid));
+    s = wal_number(s, &out->seq);
+    s = s != NULL ? wal_part(s, out->id, sizeof(out->id)) : NULL;
+    s = s != NULL ? wal_part(s, out->from, sizeof(out->from)) : NULL;
+    s = wal_number(s, &out->ts);
+    s = wal_number(s, &out->dts);
+    if (s == NULL || out->sid[0] == '\0' || out->id[0] == '\0' || out->from[0] == '\0')
+        return -1;
+    out->text = s;
+    return 0;
 }

@@ -56,6 +56,23 @@ int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *
 /** Tells the peer of the guest's live session that the guest came (1) or went (0); "ok" sid, or "none". */
 int chat_presence(redis_client_t *c, const char *guest, int online, redis_strings_cb cb, void *ud);
 
+/*
+ * One entry of the write-ahead log: the field "m" holds
+ * "<sid>|<seq>|<id>|<from>|<ts>|<dts>|<text>". Only the text may hold '|'
+ * (a message id with one is refused), so it is last and taken whole. One
+ * field instead of seven makes XADD and XREADGROUP cheaper for Redis and
+ * the reply smaller for the reader.
+ */
+#define CHAT_WAL_KEY "{nc}:hwal"
+#define CHAT_WAL_FIELD "m"
+typedef struct chat_wal_entry {
+    char sid[32], id[72], from[32];
+    long long seq, ts, dts;
+    const char *text; /* points into the parsed value */
+} chat_wal_entry_t;
+/** Parses an "m" value (NUL-terminated); 0, or -1 when it is not one. */
+int chat_wal_parse(const char *value, chat_wal_entry_t *out);
+
 /** Publishes `json` (an object's text, with "t") on the channel of the worker that holds `guest`, if any. */
 int chat_notify(redis_client_t *c, const char *guest, const char *json, redis_strings_cb cb, void *ud);
 

@@ -8,8 +8,9 @@
 --   {nc}:cm:<sid>   the session's messages: "<sender>:<id>" = "<seq>:<ts>:<st>"
 --                   (st: pending, queued, delivered)
 --   {nc}:hwal       the history's write-ahead log: a stream of delivered
---                   messages, read by the history writers of every node
---                   (consumer group "hist"), deleted once stored
+--                   messages, one field m = "sid|seq|id|from|ts|dts|text"
+--                   (chat.h), read by the history writers of every node
+--                   (consumer group "hist"), trimmed once stored
 -- Notifications go to the worker channel of a guest (g:<id>.chan), as JSON.
 
 local P = '{nc}:'
@@ -109,8 +110,7 @@ if op == 'delivered' then
   local key, field = msg_key(sid), msg_field(sender, id)
   local cur, cts, was = msg_parse(redis.call('HGET', key, field))
   if was == 'delivered' then return {'ok', was} end
-  redis.call('XADD', P .. 'hwal', '*', 'sid', sid, 'seq', seq, 'id', id, 'from', sender, 'ts', ts,
-             'dts', ARGV[7], 'text', ARGV[8])
+  redis.call('XADD', P .. 'hwal', '*', 'm', table.concat({sid, seq, id, sender, ts, ARGV[7], ARGV[8]}, '|'))
   if not cur then return {'gone'} end
   redis.call('HSET', key, field, cur .. ':' .. cts .. ':delivered')
   if ARGV[9] ~= '1' then publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(cur)}) end

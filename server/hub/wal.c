@@ -3,21 +3,24 @@
  * message to the stream {nc}:hwal in the same atomic step as its receipt, so
  * a message acked "delivered" is in Redis before anyone hears of it. Worker 0
  * of every node reads the stream through the consumer group "hist" (each
- * entry goes to one node), queues each row in its history writer, and acks
- * and deletes the entry once the writer says the row is stored. Entries that
+ * entry goes to one node), queues each row in its history writer, acks the
+ * entry once the writer says the row is stored, and trims the stream below
+ * what the group still waits for. Entries that
  * a node read and never acked (it died, or froze) are claimed by another
  * node after WAL_CLAIM_IDLE_MS. Rows are keyed by (session, seq) in the
  * store, so a row written twice (claimed from a node that had stored it but
  * not yet acked) is one row.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../chat/chat.h"
 #include "../history/history.h"
 #include "../log/log.h"
 #include "internal.h"
 
-#define WAL_KEY "{nc}:hwal"
+#define WAL_KEY CHAT_WAL_KEY
 #define WAL_GROUP "hist"
 #define WAL_COUNT 256  /* entries per read */
 #define WAL_POLL_MS 20 /* between reads while the stream is quiet */
@@ -104,11 +107,11 @@ static size_t take_entries(hub_wal_t *wal, redisReply *entries, char *last_id, i
         if (claimed && is_held(wal, id))
             continue; /* claimed back while our own writer still has it */
         redisReply *kv = e->element[1];
-        const char *sid = NULL, *seq = NULL, *mid = NULL, *from = NULL, *text = NULL, *ts = NULL, *dts = NULL;
-        if (kv->type == REDIS_REPLY_ARRAY) {
-            sid = field(kv, "sid"), seq = field(kv, "seq"), mid = field(kv, "id"), from = field(kv, "from");
-            text = field(kv, "text"), ts = field(kv, "ts"), dts = field(kv, "dts");
-        }
+        const char *m = kv->type == REDIS_REPLY_ARRAY ? field(kv, CHAT_WAL_FIELD) : NULL;
+        chat_wal_entry_t row;
+        int ok = m != NULL && chat_wal_parse(m, &row) == 0;
+        if (!ok && m != NULL)
+            log_warn("history log: an entry that is not a message, acked and dropped", json_pack("{s:s}", "entry", id));
         if (wal->nheld == wal->cap) {
             wal->cap = wal->cap ? wal->cap * 2 : 256;
             wal->held = buf_xrealloc(wal->held, wal->cap * sizeof(*wal->held));
@@ -116,11 +119,28 @@ static size_t take_entries(hub_wal_t *wal, redisReply *entries, char *last_id, i
         wal_held_t *hd = &wal->held[wal->nheld++];
         buf_copy_str(hd->id, sizeof(hd->id), id);
         hd->ticket = 0; /* a deleted entry (nil fields) or no history: acked at once */
-        if (hist != NULL && sid != NULL && seq != NULL && mid != NULL && from != NULL && text != NULL)
-            hd->ticket = hist_put_message_ticket(hist, sid, atoll(seq), mid, from, text, ts ? atoll(ts) : 0,
-                                                 dts ? atoll(dts) : 0);
+        if (hist != NULL && ok)
+            hd->ticket = hist_put_message_ticket(hist, row.sid, row.seq, row.id, row.from, row.text, row.ts, row.dts);
     }
     return n;
+}
+
+/* Stream ids are "ms-seq"; claimed entries may sit in `held` out of order. */
+static int id_less(const char *a, const char *b)
+{
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am < bm || (am == bm && as < bs);
+}
+
+static const char *newest_id(const wal_held_t *held, size_t n)
+{
+    const char *best = held[0].id;
+    for (size_t i = 1; i < n; i++)
+        if (id_less(best, held[i].id))
+            best = held[i].id;
+    return best;
 }
 
 static void on_acked(redisReply *reply, const char *err, void *ud)
@@ -131,7 +151,39 @@ static void on_acked(redisReply *reply, const char *err, void *ud)
         log_warn("history log: ack failed, the entries will be claimed again", json_pack("{s:s}", "error", err));
 }
 
-/* Acks and deletes the entries whose rows are stored; they leave `held`. */
+/* What the trim after one ack needs: the client, and the newest id acked. */
+typedef struct wal_trim {
+    redis_client_t *c;
+    char floor[WAL_ID_MAX];
+} wal_trim_t;
+
+/*
+ * [count, smallest pending id, largest, consumers]. Every entry below the
+ * smallest pending id was delivered to the group and acked (entries the group
+ * has not delivered yet all lie above its pending ones), so the stream can
+ * lose them; with nothing pending, everything up to what we just acked can
+ * go. One XTRIM per batch costs far less on Redis than an XDEL per entry, and
+ * frees whole stream nodes instead of marking entries deleted.
+ */
+static void on_pending(redisReply *reply, const char *err, void *ud)
+{
+    wal_trim_t *t = ud;
+    const char *minid = NULL;
+    if (err == NULL && reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 2 &&
+        reply->element[0]->type == REDIS_REPLY_INTEGER) {
+        redisReply *low = reply->element[1];
+        if (reply->element[0]->integer == 0)
+            minid = t->floor;
+        else if (low->type == REDIS_REPLY_STRING && low->len < WAL_ID_MAX)
+            minid = low->str;
+    }
+    if (minid != NULL)
+        redis_command(t->c, on_acked, NULL, "XTRIM", WAL_KEY, "MINID", "~", minid, (const char *)NULL);
+    free(t);
+}
+
+/* Acks the entries whose rows are stored, then trims the stream below what
+ * the group still waits for; they leave `held`. */
 static void ack_stored(hub_wal_t *wal)
 {
     hist_t *hist = wal->hw->hub->history;
@@ -145,14 +197,13 @@ static void ack_stored(hub_wal_t *wal)
     argv[0] = "XACK", argv[1] = WAL_KEY, argv[2] = WAL_GROUP;
     for (size_t i = 0; i < n; i++)
         argv[3 + i] = wal->held[i].id;
-    int rc = redis_command_argv(wal->hw->cmd, (int)(3 + n), argv, NULL, on_acked, NULL);
-    argv[0] = "XDEL", argv[1] = WAL_KEY;
-    for (size_t i = 0; i < n; i++)
-        argv[2 + i] = wal->held[i].id;
-    if (rc == 0)
-        rc = redis_command_argv(wal->hw->cmd, (int)(2 + n), argv, NULL, on_acked, NULL);
-    if (rc != 0)
+    if (redis_command_argv(wal->hw->cmd, (int)(3 + n), argv, NULL, on_acked, NULL) != 0)
         return;
+    wal_trim_t *t = buf_xcalloc(1, sizeof(*t));
+    t->c = wal->hw->cmd;
+    buf_copy_str(t->floor, sizeof(t->floor), newest_id(wal->held, n));
+    if (redis_command(t->c, on_pending, t, "XPENDING", WAL_KEY, WAL_GROUP, (const char *)NULL) != 0)
+        free(t);
     metrics_add(wal->hw->hub->m.wal_stored, (int64_t)n);
     memmove(wal->held, wal->held + n, (wal->nheld - n) * sizeof(*wal->held));
     wal->nheld -= n;

@@ -44,3 +44,29 @@ test("a node killed right after receipts, three times: every message acked deliv
     assert.deepEqual(stored.map((m) => m.seq), stored.map((_, i) => i + 1));
   }
 });
+
+test("the write-ahead log is trimmed once its rows are stored: it does not grow with the messages sent", async (t) => {
+  const redis = await startRedis(t);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "wal-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const HISTORY_URL = `sqlite:${path.join(dir, "history.db")}`;
+  const n0 = await startChatd(t, { REDIS_URL: redis.url, HISTORY_URL, CHAT_RATE_GUEST: "0/1", CHAT_RATE_IP: "100000/1" });
+  writeFileSync(path.join(dir, "secret"), n0.secret);
+  const history = (...args) => histctl(args, { HISTORY_URL, CHATD_SECRET_FILE: path.join(dir, "secret") });
+  const { a, sessionId } = await matchedPair(t, n0.url, n0.url);
+  const total = 600;
+  for (let i = 0; i < total; i += 100) {
+    const answers = await Promise.all(Array.from({ length: 100 }, (_, j) =>
+      a.say({ sessionId, id: `m${i + j}`, text: `message ${i + j}` })));
+    assert.ok(answers.every((x) => x.ok && x.status === "delivered"), "every message delivered");
+  }
+  await until(async () => (await history("messages", sessionId)).length === total, 20000);
+  const r = redis.client();
+  // Every row is stored, so only the stream node holding the newest entries
+  // may remain (Redis trims whole nodes of up to 100 entries).
+  const len = await until(async () => { const n = await r.call("XLEN", "{nc}:hwal"); return n <= 100 && n + 1; }, 10000)
+    .catch(async () => 1 + (await r.call("XLEN", "{nc}:hwal")));
+  assert.ok(len - 1 <= 100, `${len - 1} of ${total} entries left in the log`);
+  const pending = await r.call("XPENDING", "{nc}:hwal", "hist");
+  assert.equal(pending[0], 0, "nothing left pending");
+});

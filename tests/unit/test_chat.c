@@ -41,11 +41,49 @@ static void test_refuses_malformed_text(void **state)
     assert_false(chat_utf8_valid("a\0b", 3)); /* NUL inside */
 }
 
+static void test_wal_entry_round_trip(void **state)
+{
+    (void)state;
+    chat_wal_entry_t e;
+    /* the text keeps every '|' of its own */
+    assert_int_equal(chat_wal_parse("AAAAAAAAAAAAAAAAAAAAAA|42|m 1|BBBBBBBBBBBBBBBBBBBBBB|1700|1701|a|b||c", &e), 0);
+    assert_string_equal(e.sid, "AAAAAAAAAAAAAAAAAAAAAA");
+    assert_int_equal(e.seq, 42);
+    assert_string_equal(e.id, "m 1");
+    assert_string_equal(e.from, "BBBBBBBBBBBBBBBBBBBBBB");
+    assert_int_equal(e.ts, 1700);
+    assert_int_equal(e.dts, 1701);
+    assert_string_equal(e.text, "a|b||c");
+    assert_int_equal(chat_wal_parse("s|1|i|f|2|3|", &e), 0);
+    assert_string_equal(e.text, "");
+}
+
+static void test_wal_entry_refuses_what_is_not_one(void **state)
+{
+    (void)state;
+    chat_wal_entry_t e;
+    const char *bad[] = {
+        "",
+        "s|1|i|f|2|3",                                           /* no text part */
+        "s|x|i|f|2|3|t",                                         /* seq not a number */
+        "s|1x|i|f|2|3|t",                                        /* trailing garbage */
+        "s||i|f|2|3|t",                                          /* empty seq */
+        "|1|i|f|2|3|t",                                          /* empty sid */
+        "s|1||f|2|3|t",                                          /* empty id */
+        "s|1|i|f|2|99999999999999999999999|t",                   /* a number longer than any */
+        "sssssssssssssssssssssssssssssssssssssssss|1|i|f|2|3|t", /* sid past its room */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(chat_wal_parse(bad[i], &e), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accepts_well_formed_text),
         cmocka_unit_test(test_refuses_malformed_text),
+        cmocka_unit_test(test_wal_entry_round_trip),
+        cmocka_unit_test(test_wal_entry_refuses_what_is_not_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
