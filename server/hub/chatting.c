@@ -252,19 +252,24 @@ static void deliver(pending_msg_t *m, const char *peer_channel)
         queue_offline(m);
         return;
     }
-    hub_chat_note_t *n = hub_note_new(HUB_NOTE_MSG, m->peer, m->sid, m->sender, m->id, m->seq);
-    n->ts = m->ts;
-    n->text = buf_xstrndup(m->text, strlen(m->text));
-    buf_copy_str(n->from, sizeof(n->from), m->hw->channel);
+    note_t *n = note_new(NOTE_MSG, m->peer);
+    note_msg_t *nm = &n->u.msg;
+    buf_copy_str(nm->sid, sizeof(nm->sid), m->sid);
+    buf_copy_str(nm->id, sizeof(nm->id), m->id);
+    buf_copy_str(nm->sender, sizeof(nm->sender), m->sender);
+    buf_copy_str(nm->from, sizeof(nm->from), m->hw->channel);
+    nm->seq = m->seq;
+    nm->ts = m->ts;
+    nm->text = buf_xstrndup(m->text, strlen(m->text));
     int rc = 0;
     if (!hub_bus_send_note(m->hw, peer_channel, n)) {
-        char *text = hub_note_json(n);
+        char *text = note_encode(n);
         pending_ref_t *ref = pending_ref(m);
         rc = redis_command(m->hw->cmd, on_published, ref, "PUBLISH", peer_channel, text, (const char *)NULL);
         if (rc != 0)
             free(ref);
         free(text);
-        hub_note_free(n);
+        note_free(n);
     }
     if (rc != 0) {
         queue_offline(m);
@@ -417,7 +422,7 @@ typedef struct simple_call {
     int kind;
     char sid[GUEST_ID_LEN + 1];
     char *reason;
-    char relay;          /* CALL_RELAY: HUB_NOTE_TYPING or HUB_NOTE_READ */
+    note_kind_t relay;   /* CALL_RELAY: NOTE_TYPING or NOTE_READ */
     int64_t relay_value; /* typing (0, 1) or upToSeq */
 } simple_call_t;
 
@@ -464,7 +469,14 @@ static void on_simple(const redis_strings_t *r, void *ud)
      * chat:read never overtakes the chat:delivered and ack it is about.
      */
     if (r->err == NULL && sc->kind == CALL_RELAY && r->n >= 2 && r->v[1][0] != '\0') {
-        hub_chat_note_t *n = hub_note_new(sc->relay, r->v[0], sc->sid, sc->c->gid, "", sc->relay_value);
+        note_t *n = note_new(sc->relay, r->v[0]);
+        if (sc->relay == NOTE_TYPING) {
+            buf_copy_str(n->u.typing.sid, sizeof(n->u.typing.sid), sc->sid);
+            n->u.typing.typing = sc->relay_value != 0;
+        } else {
+            buf_copy_str(n->u.read.sid, sizeof(n->u.read.sid), sc->sid);
+            n->u.read.up_to_seq = sc->relay_value;
+        }
         hub_note_send(sc->c->hw, r->v[1], n);
     }
     if (s != NULL) {
@@ -498,7 +510,7 @@ static void on_typing(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_b
         return;
     }
     simple_call_t *sc = simple_new(c, ack_id, CALL_RELAY, sid);
-    sc->relay = HUB_NOTE_TYPING;
+    sc->relay = NOTE_TYPING;
     sc->relay_value = json_is_true(typing);
     json_decref(p);
     if (chat_relay(c->hw->cmd, sc->sid, c->gid, on_simple, sc) != 0) {
@@ -522,7 +534,7 @@ static void on_read(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_bin
         return;
     }
     simple_call_t *sc = simple_new(c, ack_id, CALL_RELAY, sid);
-    sc->relay = HUB_NOTE_READ;
+    sc->relay = NOTE_READ;
     sc->relay_value = json_integer_value(up);
     json_decref(p);
     if (chat_relay(c->hw->cmd, sc->sid, c->gid, on_simple, sc) != 0) {
@@ -603,12 +615,13 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
 /* ---- notifications ---- */
 
 /* The outcome of a message this worker sent for `c` (NULL when gone): delivered, or not handed over. */
-static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
+static void on_settled(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
+    const note_outcome_t *o = &n->u.outcome;
     char key[GUEST_ID_LEN * 2 + MAX_ID_LEN + 3];
-    snprintf(key, sizeof(key), "%s|%s|%s", n->sid, n->g, n->id);
+    snprintf(key, sizeof(key), "%s|%s|%s", o->sid, n->g, o->id);
     pending_msg_t *pm = hub_pending_find(hw, key);
-    if (n->kind == HUB_NOTE_NACK) {
+    if (n->kind == NOTE_NACK) {
         if (pm != NULL)
             queue_offline(pm);
         return;
@@ -616,7 +629,7 @@ static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note
     sio_socket_t *s = hub_chat_socket(c);
     if (s != NULL) {
         buf_t b = BUF_INIT;
-        hub_chat_payload_head(&b, n->sid, n->id, n->seq);
+        hub_chat_payload_head(&b, o->sid, o->id, o->seq);
         buf_append_char(&b, '}');
         sio_socket_emit_text(s, "chat:delivered", b.base, b.len, NULL, NULL);
         buf_free(&b);
@@ -626,114 +639,47 @@ static void on_note_settled(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note
 }
 
 /* chat:typing or chat:read for a guest of this worker */
-static void on_note_relayed(hub_conn_t *c, const hub_chat_note_t *n)
+static void on_relayed(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
     sio_socket_t *s = hub_chat_socket(c);
     if (s == NULL)
         return;
+    int typing = n->kind == NOTE_TYPING;
+    const char *sid = typing ? n->u.typing.sid : n->u.read.sid;
     buf_t b = BUF_INIT;
     buf_append_str(&b, "{\"sessionId\":");
-    buf_append_json_string(&b, n->sid, strlen(n->sid));
-    if (n->kind == HUB_NOTE_TYPING) {
-        buf_append_str(&b, n->seq != 0 ? ",\"typing\":true}" : ",\"typing\":false}");
+    buf_append_json_string(&b, sid, strlen(sid));
+    if (typing) {
+        buf_append_str(&b, n->u.typing.typing ? ",\"typing\":true}" : ",\"typing\":false}");
     } else {
         buf_append_str(&b, ",\"upToSeq\":");
-        buf_append_u64(&b, (uint64_t)n->seq);
+        buf_append_u64(&b, (uint64_t)n->u.read.up_to_seq);
         buf_append_char(&b, '}');
     }
-    sio_socket_emit_text(s, n->kind == HUB_NOTE_TYPING ? "chat:typing" : "chat:read", b.base, b.len, NULL, NULL);
+    sio_socket_emit_text(s, typing ? "chat:typing" : "chat:read", b.base, b.len, NULL, NULL);
     buf_free(&b);
 }
 
-/* A note for this worker, from the local bus or read from JSON; `c` is its guest's connection, or NULL. */
-static void on_note(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
+static void on_queued_note(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
-    if (n->kind == HUB_NOTE_MSG)
-        hub_chat_on_msg_note(hw, c, n);
-    else if (n->kind == HUB_NOTE_TYPING || n->kind == HUB_NOTE_READ)
-        on_note_relayed(c, n);
-    else
-        on_note_settled(hw, c, n);
+    if (hub_chat_socket(c) != NULL)
+        hub_chat_drain_queue(c);
 }
 
-void hub_chat_on_note(hub_worker_t *hw, const hub_chat_note_t *n)
+static void on_left(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
-    hub_conn_t *c = hub_registry_find(hw, n->g);
-    on_note(hw, c != NULL && c->root != NULL ? c : NULL, n);
+    if (c->session_end != NULL && strcmp(c->session_id, n->u.left.sid) == 0)
+        sio_timer_stop(c->session_end);
+    json_t *ev = json_pack("{s:s,s:s}", "sessionId", n->u.left.sid, "reason", n->u.left.reason);
+    hub_emit(c, "/", "user-left", ev);
+    json_decref(ev);
 }
 
-/* A string field of a notification into `out`; 0, or -1 when it is missing or too long. */
-static int note_field(json_t *m, const char *key, char *out, size_t size)
+static void on_peer(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
-    const char *v = json_string_value(json_object_get(m, key));
-    if (v == NULL || strlen(v) >= size)
-        return -1;
-    memcpy(out, v, strlen(v) + 1);
-    return 0;
-}
-
-/* A notification of another node's worker, or of chat.lua, as the note it carries; 0, or -1 when it is none. */
-static int note_of_json(json_t *m, const char *type, hub_chat_note_t *n)
-{
-    static const struct {
-        const char *type;
-        char kind;
-    } kinds[] = {{"msg", HUB_NOTE_MSG},
-                 {"delivered", HUB_NOTE_DELIVERED},
-                 {"nack", HUB_NOTE_NACK},
-                 {"typing", HUB_NOTE_TYPING},
-                 {"read", HUB_NOTE_READ}};
-    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && n->kind == 0; i++)
-        if (strcmp(type, kinds[i].type) == 0)
-            n->kind = kinds[i].kind;
-    if (n->kind == 0 || note_field(m, "g", n->g, sizeof(n->g)) != 0 ||
-        note_field(m, "sid", n->sid, sizeof(n->sid)) != 0)
-        return -1;
-    if (n->kind == HUB_NOTE_TYPING) {
-        n->seq = json_is_true(json_object_get(m, "typing"));
-        return 0;
-    }
-    if (n->kind == HUB_NOTE_READ) {
-        n->seq = json_integer_value(json_object_get(m, "upToSeq"));
-        return 0;
-    }
-    if (note_field(m, "id", n->id, sizeof(n->id)) != 0)
-        return -1;
-    n->seq = json_integer_value(json_object_get(m, "seq"));
-    if (n->kind != HUB_NOTE_MSG)
-        return 0;
-    n->ts = json_integer_value(json_object_get(m, "ts"));
-    n->text = (char *)json_string_value(json_object_get(m, "text")); /* borrowed from `m` */
-    note_field(m, "from", n->from, sizeof(n->from));                 /* none: no nack can go back */
-    return note_field(m, "sender", n->sender, sizeof(n->sender));
-}
-
-void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *m)
-{
-    const char *sid = json_string_value(json_object_get(m, "sid"));
-    if (sid == NULL || json_string_value(json_object_get(m, "g")) == NULL)
-        return;
-    hub_chat_note_t n = {0};
-    if (note_of_json(m, type, &n) == 0) {
-        on_note(hw, c, &n);
-        return;
-    }
-    if (c == NULL)
-        return;
-    if (strcmp(type, "queued") == 0) {
-        if (hub_chat_socket(c) != NULL)
-            hub_chat_drain_queue(c);
-    } else if (strcmp(type, "left") == 0) {
-        if (c->session_end != NULL && strcmp(c->session_id, sid) == 0)
-            sio_timer_stop(c->session_end);
-        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "reason", json_object_get(m, "reason"));
-        hub_emit(c, "/", "user-left", ev);
-        json_decref(ev);
-    } else if (strcmp(type, "peer") == 0) {
-        json_t *ev = json_pack("{s:s,s:O}", "sessionId", sid, "online", json_object_get(m, "online"));
-        hub_emit(c, "/", "peer-status", ev);
-        json_decref(ev);
-    }
+    json_t *ev = json_pack("{s:s,s:b}", "sessionId", n->u.peer.sid, "online", n->u.peer.online);
+    hub_emit(c, "/", "peer-status", ev);
+    json_decref(ev);
 }
 
 /* The pending messages of a stopping worker are answered unavailable (the client may re-send). */
@@ -752,4 +698,12 @@ void hub_chat_attach(hub_t *h, sio_server_t *srv)
     sio_nsp_on(n, "chat:read", on_read, h);
     sio_nsp_on(n, "chat:leave", on_leave, h);
     sio_nsp_on(n, "chat:report", on_report, h);
+    hub_bus_on(h, NOTE_MSG, hub_chat_on_msg_note, false); /* not here: a nack goes back */
+    hub_bus_on(h, NOTE_DELIVERED, on_settled, false);     /* the sender may have gone: its pending still waits */
+    hub_bus_on(h, NOTE_NACK, on_settled, false);
+    hub_bus_on(h, NOTE_TYPING, on_relayed, true);
+    hub_bus_on(h, NOTE_READ, on_relayed, true);
+    hub_bus_on(h, NOTE_QUEUED, on_queued_note, true);
+    hub_bus_on(h, NOTE_LEFT, on_left, true);
+    hub_bus_on(h, NOTE_PEER, on_peer, true);
 }

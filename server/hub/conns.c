@@ -4,6 +4,7 @@
  * the payload parts more than one feature writes, and the wall clock.
  * Every other file of the hub stands on this one; it calls none of them.
  */
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -121,6 +122,14 @@ sio_socket_t *hub_chat_socket(hub_conn_t *c)
 json_t *hub_json_str_or_null(const char *s)
 {
     return s != NULL && s[0] != '\0' ? json_string(s) : json_null();
+}
+
+/* A distance in km as the matcher gave it (whole numbers stay integers), or JSON null when none came. */
+json_t *hub_json_distance(bool known, double km)
+{
+    if (!known)
+        return json_null();
+    return km == floor(km) && fabs(km) < 1e15 ? json_integer((json_int_t)km) : json_real(km);
 }
 
 /* {"sessionId":sid,"id":id,"seq":seq: how the payloads of chat:message and chat:delivered begin */

@@ -179,40 +179,13 @@ static void on_cmd_state(int up, void *ud)
         }
 }
 
-/* A notification for a guest of this worker: from the matcher, or from a worker of any node. */
-void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len)
-{
-    json_error_t jerr;
-    json_t *m = json_loadb(msg, len, 0, &jerr);
-    const char *type = json_string_value(json_object_get(m, "t"));
-    const char *gid = json_string_value(json_object_get(m, "g"));
-    if (type == NULL || gid == NULL) {
-        log_warn("malformed notification", json_pack("{s:s}", "channel", hw->channel));
-        json_decref(m);
-        return;
-    }
-    hub_conn_t *c = hub_registry_find(hw, gid);
-    if (c != NULL && c->root == NULL)
-        c = NULL;
-    static const char *const chat_types[] = {"msg", "nack", "delivered", "typing", "read", "left", "peer", "queued"};
-    int is_chat = 0;
-    for (size_t i = 0; i < sizeof(chat_types) / sizeof(chat_types[0]); i++)
-        if (strcmp(type, chat_types[i]) == 0)
-            is_chat = 1;
-    if (is_chat)
-        hub_chat_on_event(hw, c, type, m);
-    else if (c != NULL)
-        hub_matching_on_event(hw, c, type, m);
-    json_decref(m);
-}
-
 static void on_channel_message(const char *channel, const char *msg, size_t len, void *ud)
 {
     hub_worker_t *hw = ud;
     if (strcmp(channel, HUB_BANS_CHANNEL) == 0)
         hub_bans_on_notice(hw, msg, len);
     else
-        hub_dispatch_notification(hw, msg, len);
+        hub_bus_on_published(hw, msg, len);
 }
 
 static void on_touch(sio_timer_t *t, void *ud)
@@ -323,7 +296,6 @@ void hub_metrics_refresh(hub_t *h)
 void hub_attach(hub_t *h, sio_server_t *srv)
 {
     h->nworkers = h->cfg->workers;
-    h->on_note = hub_chat_on_note;
     sio_server_on_worker(srv, worker_start, worker_stop, h);
     sio_server_route(srv, "/readyz", route_readyz, h);
     hub_guests_attach(h, srv);

@@ -12,6 +12,7 @@
 #include "../history/history.h"
 #include "../limits/limits.h"
 #include "../metrics/metrics.h"
+#include "../note/note.h"
 #include "../redis/redis.h"
 #include "hub.h"
 
@@ -25,6 +26,13 @@ typedef struct hub_bucket {
 } hub_bucket_t;
 
 typedef struct hub_worker hub_worker_t;
+typedef struct hub_conn hub_conn_t;
+/* A feature's handler of one kind of note; `c` is the guest's connection on this worker, or NULL. */
+typedef void (*hub_note_cb)(hub_worker_t *hw, hub_conn_t *c, const note_t *n);
+typedef struct hub_note_handler {
+    hub_note_cb cb;
+    bool needs_conn;
+} hub_note_handler_t;
 struct hub_chat_note;
 
 typedef struct hub_metrics {
@@ -56,8 +64,8 @@ struct hub {
     /* the local bus (bus.c): this node's workers by index, and the prefix of their channels */
     _Atomic(sio_worker_t *) bus[HUB_MAX_WORKERS];
     char bus_prefix[128];
-    /* what takes the notes the bus delivers (chatting.c's, set by hub.c): the bus stands below the features */
-    void (*on_note)(hub_worker_t *hw, const struct hub_chat_note *n);
+    /* the handlers of the notes the bus delivers, by kind (each feature registers its own) */
+    hub_note_handler_t note_handlers[NOTE_KINDS];
 };
 
 /*
@@ -158,48 +166,37 @@ sio_socket_t *hub_chat_socket(hub_conn_t *c);
 /** Writes {"sessionId":sid,"id":id,"seq":seq, how chat:message and chat:delivered payloads begin. */
 void hub_chat_payload_head(buf_t *b, const char *sid, const char *id, int64_t seq);
 /** The `user-session` payload (takes `distance`). */
+/** A distance in km, or null when not known. */
+json_t *hub_json_distance(bool known, double km);
 json_t *hub_user_session(const char *sid, const char *alias, const char *city, const char *country, json_t *distance,
                          int64_t started_ms, int resumed);
 /** A string, or JSON null when it is NULL or empty. */
 json_t *hub_json_str_or_null(const char *s);
 
-/* hub.c */
-/** Handles a notification for this worker (JSON text), from pub/sub or the local bus. */
-void hub_dispatch_notification(hub_worker_t *hw, const char *msg, size_t len);
-
-/*
- * What the "msg", "delivered" and "nack" notifications carry: a message for
- * its recipient's worker, or its outcome for the origin. Between the workers
- * of one node it travels as this struct, between nodes as JSON.
- */
-typedef struct hub_chat_note {
-    char kind;                /* HUB_NOTE_* */
-    char g[GUEST_ID_LEN + 1]; /* msg, typing, read: the recipient; delivered, nack: the sender */
-    char sid[GUEST_ID_LEN + 1], sender[GUEST_ID_LEN + 1], id[HUB_MAX_ID_LEN + 1];
-    char from[160];  /* msg: the origin's channel */
-    int64_t seq, ts; /* typing: 0 or 1 in seq; read: upToSeq in seq */
-    char *text;      /* msg */
-} hub_chat_note_t;
-enum { HUB_NOTE_MSG = 'm', HUB_NOTE_DELIVERED = 'd', HUB_NOTE_NACK = 'n', HUB_NOTE_TYPING = 't', HUB_NOTE_READ = 'r' };
-
-/* bus.c: notifications between the workers of this node, in memory */
+/* bus.c: notes for the guests of a worker, by kind; in memory between the workers of this node */
 void hub_bus_join(hub_worker_t *hw);
 void hub_bus_leave(hub_worker_t *hw);
 /** The index of this node's worker whose channel is `channel`, or -1 (another node's, or not a worker's). */
 int hub_bus_index(const hub_t *h, const char *channel);
 /**
- * Hands a note (allocated, with its text) to the worker of `channel` if it is
- * one of this node's, which frees it: 1. Else 0, and the note stays the caller's.
+ * Registers the handler of a kind (before the workers start). With
+ * `needs_conn`, it runs only for a guest connected to this worker; else `c`
+ * may be NULL (the guest is not here: a msg goes back as a nack).
  */
-int hub_bus_send_note(hub_worker_t *hw, const char *channel, hub_chat_note_t *n);
-/** A note (allocated; its text is the caller's to set). */
-hub_chat_note_t *hub_note_new(char kind, const char *g, const char *sid, const char *sender, const char *id,
-                              int64_t seq);
-void hub_note_free(hub_chat_note_t *n);
-/** The note as the JSON notification chat.lua writes (a new string). */
-char *hub_note_json(const hub_chat_note_t *n);
+void hub_bus_on(hub_t *h, note_kind_t kind, hub_note_cb cb, bool needs_conn);
+/** Runs the handler of the note's kind for its guest on this worker. */
+void hub_bus_deliver(hub_worker_t *hw, const note_t *n);
+/** A note published on this worker's channel (JSON), parsed and delivered. */
+void hub_bus_on_published(hub_worker_t *hw, const char *msg, size_t len);
+/**
+ * Hands a note (note_new) to the worker of `channel` if it is one of this
+ * node's, which frees it: 1. Else 0, and the note stays the caller's.
+ */
+int hub_bus_send_note(hub_worker_t *hw, const char *channel, note_t *n);
+/** A delivered or nack note for the worker of the message's sender. */
+note_t *hub_note_outcome(note_kind_t kind, const char *sender, const char *sid, const char *id, int64_t seq);
 /** Sends a note to a worker channel: through the local bus, else published in Redis. Takes `n`. */
-void hub_note_send(hub_worker_t *hw, const char *channel, hub_chat_note_t *n);
+void hub_note_send(hub_worker_t *hw, const char *channel, note_t *n);
 
 /* guests.c: namespace / */
 void hub_guests_attach(hub_t *h, sio_server_t *srv);
@@ -212,7 +209,6 @@ void hub_nsp_disconnect(sio_socket_t *s, const char *reason, void *ud);
 
 /* matching.c: namespace /match and the matcher's notifications */
 void hub_matching_attach(hub_t *h, sio_server_t *srv);
-void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
 void hub_matching_conn_gone(hub_conn_t *c);
 /** Redis is back: a guest that was waiting asks again (Redis may have lost its queues). */
 void hub_matching_redis_back(hub_conn_t *c);
@@ -225,11 +221,8 @@ void hub_bans_on_notice(hub_worker_t *hw, const char *msg, size_t len);
 /* chatting.c: namespace /chat, the sender's side */
 /* receiving.c: namespace /chat, the recipient's side */
 /** A message for a guest of this worker (`c`, NULL when not here): to its client, or back with a nack. */
-void hub_chat_on_msg_note(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n);
+void hub_chat_on_msg_note(hub_worker_t *hw, hub_conn_t *c, const note_t *n);
 void hub_chat_attach(hub_t *h, sio_server_t *srv);
-void hub_chat_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *msg);
-/** A note from a worker of this node (bus.c); the caller frees it. */
-void hub_chat_on_note(hub_worker_t *hw, const hub_chat_note_t *n);
 /** Hands a message to the recipient's client; 0, or -1 when it has no /chat here. `from`: its origin's channel. */
 int hub_chat_hand_over(hub_conn_t *c, const char *sid, const char *id, const char *sender, const char *text,
                        int64_t seq, int64_t ts, const char *from, uint64_t offq_tag);

@@ -294,64 +294,68 @@ static void on_proposing_deadline(sio_timer_t *t, void *ud)
     expire(c, c->proposing_id);
 }
 
-/* ---- notifications from the matcher ---- */
+/* ---- notes from the matcher ---- */
 
-void hub_matching_on_event(hub_worker_t *hw, hub_conn_t *c, const char *type, json_t *m)
+static void on_proposal(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
-    hub_t *h = hw->hub;
-    const char *pid = json_string_value(json_object_get(m, "pid"));
-    if (strcmp(type, "proposal") == 0 && pid != NULL) {
-        json_int_t ms = json_integer_value(json_object_get(m, "ms"));
-        json_t *d = json_object_get(m, "d");
-        const char *city = json_string_value(json_object_get(m, "city"));
-        const char *cc = json_string_value(json_object_get(m, "cc"));
-        json_t *ev = json_pack("{s:s,s:{s:o,s:o,s:O},s:I}", "proposalId", pid, "peer", "city",
-                               city != NULL && city[0] ? json_string(city) : json_null(), "country",
-                               cc != NULL && cc[0] ? json_string(cc) : json_null(), "distanceKm",
-                               json_is_number(d) ? d : json_null(), "expiresIn", (json_int_t)((ms + 999) / 1000));
-        hub_emit(c, "/match", "match:proposal", ev);
-        json_decref(ev);
-        metrics_inc(h->m.proposals);
-        snprintf(c->proposal_id, sizeof(c->proposal_id), "%s", pid);
-        if (c->proposal == NULL)
-            c->proposal = sio_timer_new(hw->w, on_proposal_deadline, c);
-        sio_timer_start(c->proposal, (uint64_t)ms);
-    } else if (strcmp(type, "proposing") == 0 && pid != NULL) {
-        json_int_t ms = json_integer_value(json_object_get(m, "ms"));
-        snprintf(c->proposing_id, sizeof(c->proposing_id), "%s", pid);
-        if (c->proposing == NULL)
-            c->proposing = sio_timer_new(hw->w, on_proposing_deadline, c);
-        sio_timer_start(c->proposing, (uint64_t)ms + PROPOSAL_GRACE_MS);
-    } else if (strcmp(type, "session") == 0) {
-        stop_timers(c);
-        metrics_inc(h->m.matches);
-        json_t *d = json_object_get(m, "d");
-        json_t *us = hub_user_session(
-            json_string_value(json_object_get(m, "sid")), json_string_value(json_object_get(m, "alias")),
-            json_string_value(json_object_get(m, "city")), json_string_value(json_object_get(m, "cc")),
-            json_is_number(d) ? json_incref(d) : json_null(), json_integer_value(json_object_get(m, "started")), 0);
-        hub_emit(c, "/", "user-session", us);
-        json_decref(us);
-        hub_chat_session_known(c, json_string_value(json_object_get(m, "sid")),
-                               json_integer_value(json_object_get(m, "started")));
-    } else if (strcmp(type, "waiting") == 0) {
-        json_t *w =
-            json_pack("{s:s,s:I}", "scope", match_level_name((int)json_integer_value(json_object_get(m, "stage"))),
-                      "waitedMs", json_integer_value(json_object_get(m, "waited")));
-        hub_emit(c, "/match", "match:waiting", w);
-        json_decref(w);
-    } else if (strcmp(type, "expired") == 0) {
-        stop_timers(c);
-        json_t *ev = json_object();
-        hub_emit(c, "/match", "match:expired", ev);
-        json_decref(ev);
-    } else if (strcmp(type, "withdrawn") == 0 && pid != NULL) {
-        if (c->proposal != NULL && strcmp(c->proposal_id, pid) == 0)
-            sio_timer_stop(c->proposal);
-        json_t *ev = json_pack("{s:s}", "proposalId", pid);
-        hub_emit(c, "/match", "match:withdrawn", ev);
-        json_decref(ev);
-    }
+    const note_proposal_t *p = &n->u.proposal;
+    json_t *ev =
+        json_pack("{s:s,s:{s:o,s:o,s:o},s:I}", "proposalId", p->pid, "peer", "city",
+                  p->city[0] ? json_string(p->city) : json_null(), "country",
+                  p->cc[0] ? json_string(p->cc) : json_null(), "distanceKm",
+                  hub_json_distance(p->has_distance, p->distance_km), "expiresIn", (json_int_t)((p->ms + 999) / 1000));
+    hub_emit(c, "/match", "match:proposal", ev);
+    json_decref(ev);
+    metrics_inc(hw->hub->m.proposals);
+    buf_copy_str(c->proposal_id, sizeof(c->proposal_id), p->pid);
+    if (c->proposal == NULL)
+        c->proposal = sio_timer_new(hw->w, on_proposal_deadline, c);
+    sio_timer_start(c->proposal, p->ms > 0 ? (uint64_t)p->ms : 0);
+}
+
+static void on_proposing(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
+{
+    buf_copy_str(c->proposing_id, sizeof(c->proposing_id), n->u.proposing.pid);
+    if (c->proposing == NULL)
+        c->proposing = sio_timer_new(hw->w, on_proposing_deadline, c);
+    sio_timer_start(c->proposing, (n->u.proposing.ms > 0 ? (uint64_t)n->u.proposing.ms : 0) + PROPOSAL_GRACE_MS);
+}
+
+static void on_session(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
+{
+    const note_session_t *ss = &n->u.session;
+    stop_timers(c);
+    metrics_inc(hw->hub->m.matches);
+    json_t *us = hub_user_session(ss->sid, ss->alias, ss->city, ss->cc,
+                                  hub_json_distance(ss->has_distance, ss->distance_km), ss->started, 0);
+    hub_emit(c, "/", "user-session", us);
+    json_decref(us);
+    hub_chat_session_known(c, ss->sid, ss->started);
+}
+
+static void on_waiting(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
+{
+    json_t *w = json_pack("{s:s,s:I}", "scope", match_level_name((int)n->u.waiting.stage), "waitedMs",
+                          (json_int_t)n->u.waiting.waited_ms);
+    hub_emit(c, "/match", "match:waiting", w);
+    json_decref(w);
+}
+
+static void on_expired(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
+{
+    stop_timers(c);
+    json_t *ev = json_object();
+    hub_emit(c, "/match", "match:expired", ev);
+    json_decref(ev);
+}
+
+static void on_withdrawn(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
+{
+    if (c->proposal != NULL && strcmp(c->proposal_id, n->u.ended.pid) == 0)
+        sio_timer_stop(c->proposal);
+    json_t *ev = json_pack("{s:s}", "proposalId", n->u.ended.pid);
+    hub_emit(c, "/match", "match:withdrawn", ev);
+    json_decref(ev);
 }
 
 void hub_matching_redis_back(hub_conn_t *c)
@@ -371,4 +375,10 @@ void hub_matching_attach(hub_t *h, sio_server_t *srv)
     sio_nsp_on(n, "match:cancel", on_cancel, h);
     sio_nsp_on(n, "match:accept", on_accept, h);
     sio_nsp_on(n, "match:decline", on_decline, h);
+    hub_bus_on(h, NOTE_PROPOSAL, on_proposal, true);
+    hub_bus_on(h, NOTE_PROPOSING, on_proposing, true);
+    hub_bus_on(h, NOTE_SESSION, on_session, true);
+    hub_bus_on(h, NOTE_WAITING, on_waiting, true);
+    hub_bus_on(h, NOTE_EXPIRED, on_expired, true);
+    hub_bus_on(h, NOTE_WITHDRAWN, on_withdrawn, true);
 }

@@ -38,7 +38,7 @@ static void send_nack(hub_worker_t *hw, const char *from, const char *sid, const
 {
     if (from == NULL || from[0] == '\0')
         return;
-    hub_note_send(hw, from, hub_note_new(HUB_NOTE_NACK, sender, sid, sender, id, 0));
+    hub_note_send(hw, from, hub_note_outcome(NOTE_NACK, sender, sid, id, 0));
 }
 
 /*
@@ -101,7 +101,7 @@ static void on_receipt_stored(const redis_strings_t *r, void *ud)
     }
     /* "gone": the message's record expired, and nobody waits for it any more */
     if (rc->tell_origin && strcmp(r->status, "ok") == 0)
-        hub_note_send(hw, rc->from, hub_note_new(HUB_NOTE_DELIVERED, rc->sender, rc->sid, rc->sender, rc->id, rc->seq));
+        hub_note_send(hw, rc->from, hub_note_outcome(NOTE_DELIVERED, rc->sender, rc->sid, rc->id, rc->seq));
     if (rc->offq_tag != 0)
         hub_offq_ack(hw, rc->offq_tag);
     receipt_free(rc);
@@ -217,8 +217,9 @@ int hub_chat_hand_over(hub_conn_t *c, const char *sid, const char *id, const cha
     return 0;
 }
 
-void hub_chat_on_msg_note(hub_worker_t *hw, hub_conn_t *c, const hub_chat_note_t *n)
+void hub_chat_on_msg_note(hub_worker_t *hw, hub_conn_t *c, const note_t *n)
 {
-    if (c == NULL || hub_chat_hand_over(c, n->sid, n->id, n->sender, n->text, n->seq, n->ts, n->from, 0) != 0)
-        send_nack(hw, n->from, n->sid, n->sender, n->id);
+    const note_msg_t *m = &n->u.msg;
+    if (c == NULL || hub_chat_hand_over(c, m->sid, m->id, m->sender, m->text, m->seq, m->ts, m->from, 0) != 0)
+        send_nack(hw, m->from, m->sid, m->sender, m->id);
 }

@@ -11,6 +11,16 @@ const validators = new Map();
 for (const f of readdirSync(dir).filter((f) => f.endsWith(".json")))
   validators.set(f.slice(0, -5), ajv.compile(JSON.parse(readFileSync(path.join(dir, f), "utf8"))));
 
+// The notes between workers (schemas/notes/<kind>.json), by kind.
+const noteValidators = new Map();
+for (const f of readdirSync(path.join(dir, "notes")).filter((f) => f.endsWith(".json")))
+  noteValidators.set(f.slice(0, -5), ajv.compile(JSON.parse(readFileSync(path.join(dir, "notes", f), "utf8"))));
+export function checkNote(note) {
+  const v = noteValidators.get(note.t);
+  if (!v) return `no schema for note ${JSON.stringify(note)}`;
+  return v(note) ? null : `note ${note.t}: ${ajv.errorsText(v.errors)} in ${JSON.stringify(note)}`;
+}
+
 export function check(name, payload) {
   const v = validators.get(name);
   if (!v) throw new Error(`no schema ${name}`);
