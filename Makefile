@@ -24,7 +24,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIB_SRC := server/note/note.c server/buf/buf.c server/sio/eio_packet.c server/sio/ws_frame.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
+FUZZ_LIB_SRC := server/check/check.c server/note/note.c server/buf/buf.c server/sio/eio_packet.c server/sio/ws_frame.c server/sio/sio_packet.c server/guest/guest.c geo/geo.c
 
 .PHONY: all test unit e2e run asan tsan fuzz fuzz-build lint format bench setup clean web web-test
 all: $(BUILD)/chatd $(BUILD)/sio-testserver $(BUILD)/histctl $(BUILD)/chatbench $(UNIT_BIN) $(BUILD)/geo/test-city.mmdb web

@@ -11,6 +11,7 @@
  */
 #ifndef NEARCHAT_MATCHER_H
 #define NEARCHAT_MATCHER_H
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../server/redis/redis.h"
@@ -39,13 +40,46 @@ const char *match_level_name(int level);
 /** Parses a scope of match:request ("city", "country", "any"); -1 for anything else. */
 int match_parse_scope(const char *s);
 
-/**
- * A reply (redis_strings_t): `err` is NULL on success, else a protocol error
- * code ("already_queued", "unknown_proposal", ...) or "unavailable" when Redis
- * could not answer; `v` holds the reply's strings after the status.
+/** The script's operations that answer (match_result_t). */
+typedef enum match_op {
+    MATCH_OP_HELLO,
+    MATCH_OP_REQUEST,
+    MATCH_OP_WIDEN,
+    MATCH_OP_ACCEPT,
+    MATCH_OP_DECLINE,
+    MATCH_OP_EXPIRE,
+    MATCH_OP_CANCEL,
+} match_op_t;
+
+/** A city and a country code as the matcher keeps them ("" when unknown). */
+typedef struct match_place {
+    const char *city, *country;
+} match_place_t;
+
+/*
+ * What a call answered. Strings are never NULL ("" when not given) and are
+ * borrowed for the callback.
  */
-typedef redis_strings_t match_reply_t;
-typedef redis_strings_cb match_cb;
+typedef struct match_result {
+    const char *err; /* NULL, a protocol error code ("already_queued", "unknown_proposal", ...), or "unavailable" */
+    /* "ok", or what else the matcher said: hello "banned" or "session"; widen
+     * "not_waiting"; expire "gone" or "early"; cancel "other_connection" */
+    const char *status;
+    int stage, scope; /* request: where the search starts and how far it may widen; widen: the stage now */
+    /* hello "session": the live session the guest comes back to; accept: the session begun */
+    const char *sid;
+    int64_t started;
+    const char *alias;                             /* hello: the peer's alias */
+    match_place_t peer;                            /* hello: where the peer is */
+    bool has_distance;                             /* hello */
+    double distance_km;                            /* hello, rounded by the caller */
+    const char *requester;                         /* accept: the guest who asked first */
+    match_place_t requester_place, accepter_place; /* accept */
+} match_result_t;
+typedef void (*match_cb)(const match_result_t *r, void *ud);
+
+/** The typed answer of `op` from the script's strings (what each call's callback gets). */
+void match_result_of(match_op_t op, const redis_strings_t *s, match_result_t *out);
 
 /** Where a guest is, as the matcher stores it. Strings may be empty. */
 typedef struct match_guest {

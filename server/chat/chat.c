@@ -56,51 +56,126 @@ int chat_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
-static int eval(redis_client_t *c, int nargs, const char **args, redis_strings_cb cb, void *ud)
+static const char *str_at(const redis_strings_t *s, int i)
 {
-    return redis_eval_strings(c, &chat_script, nargs, args, cb, ud);
+    return i < s->n && s->v[i] != NULL ? s->v[i] : "";
+}
+
+void chat_result_of(chat_op_t op, const redis_strings_t *s, chat_result_t *out)
+{
+    *out = (chat_result_t){.err = s->err, .msg_status = "", .peer = "", .peer_channel = "", .sid = ""};
+    if (out->err != NULL)
+        return;
+    const char *st = s->status;
+    int ok = strcmp(st, "ok") == 0, expect = 0;
+    switch (op) {
+    case CHAT_OP_SEND: /* new seq ts peer chan | dup seq ts status peer chan */
+        out->dup = strcmp(st, "dup") == 0;
+        ok = out->dup || strcmp(st, "new") == 0;
+        expect = out->dup ? 5 : 4;
+        out->seq = atoll(str_at(s, 0));
+        out->ts = atoll(str_at(s, 1));
+        out->msg_status = out->dup ? str_at(s, 2) : "pending";
+        out->peer = str_at(s, out->dup ? 3 : 2);
+        out->peer_channel = str_at(s, out->dup ? 4 : 3);
+        break;
+    case CHAT_OP_STATUS: /* ok status | gone */
+    case CHAT_OP_STATE:
+    case CHAT_OP_DELIVERED:
+        out->gone = strcmp(st, "gone") == 0;
+        ok = ok || out->gone;
+        expect = out->gone ? 0 : 1;
+        out->msg_status = str_at(s, 0);
+        break;
+    case CHAT_OP_RELAY: /* ok peer chan */
+        expect = 2;
+        out->peer = str_at(s, 0);
+        out->peer_channel = str_at(s, 1);
+        break;
+    case CHAT_OP_END: /* ok peer */
+        expect = 1;
+        out->peer = str_at(s, 0);
+        break;
+    case CHAT_OP_PRESENCE: /* ok sid | none */
+        out->none = strcmp(st, "none") == 0;
+        ok = ok || out->none;
+        expect = out->none ? 0 : 1;
+        out->sid = str_at(s, 0);
+        break;
+    case CHAT_OP_NOTIFY:
+        break;
+    }
+    if (!ok || s->n < expect)
+        out->err = redis_err_unavailable; /* a script of another version: nothing to rely on */
+}
+
+typedef struct chat_call {
+    chat_op_t op;
+    chat_cb cb;
+    void *ud;
+} chat_call_t;
+
+static void on_reply(redisReply *reply, const char *err, void *ud)
+{
+    chat_call_t *call = ud;
+    redis_strings_t s;
+    chat_result_t r;
+    redis_strings_from(reply, err, &s);
+    chat_result_of(call->op, &s, &r);
+    if (call->cb != NULL)
+        call->cb(&r, call->ud);
+    free(call);
+}
+
+static int eval(redis_client_t *c, chat_op_t op, int nargs, const char **args, chat_cb cb, void *ud)
+{
+    chat_call_t *call = buf_xmalloc(sizeof(*call));
+    *call = (chat_call_t){op, cb, ud};
+    int rc = redis_eval(c, &chat_script, 0, nargs, args, NULL, on_reply, call);
+    if (rc != 0)
+        free(call);
+    return rc;
 }
 
 int chat_send(redis_client_t *c, const char *sid, const char *sender, const char *id, int ttl_s, int64_t ts_ms,
-              redis_strings_cb cb, void *ud)
+              chat_cb cb, void *ud)
 {
     char ttl[16], ts[24];
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
     snprintf(ts, sizeof(ts), "%lld", (long long)ts_ms);
     const char *args[] = {"send", sid, sender, id, ttl, ts};
-    return eval(c, 6, args, cb, ud);
+    return eval(c, CHAT_OP_SEND, 6, args, cb, ud);
 }
 
 int chat_set_status(redis_client_t *c, const char *sid, const char *sender, const char *id, const char *status,
-                    redis_strings_cb cb, void *ud)
+                    chat_cb cb, void *ud)
 {
     const char *args[] = {"status", sid, sender, id, status};
-    return eval(c, 5, args, cb, ud);
+    return eval(c, CHAT_OP_STATUS, 5, args, cb, ud);
 }
 
-int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, redis_strings_cb cb, void *ud)
+int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, chat_cb cb, void *ud)
 {
     const char *args[] = {"state", sid, sender, id};
-    return eval(c, 4, args, cb, ud);
+    return eval(c, CHAT_OP_STATE, 4, args, cb, ud);
 }
 
 typedef struct exec_wait {
-    redis_strings_cb cb;
+    chat_cb cb;
     void *ud;
 } exec_wait_t;
 
-/* EXEC's answer as a strings reply: "ok", or the error of the transaction or of one of its commands. */
+/* EXEC's answer as a delivered's: ok, or the error of the transaction or of one of its commands. */
 static void on_exec(redisReply *reply, const char *err, void *ud)
 {
     exec_wait_t *w = ud;
-    redis_strings_t r = {.status = "ok"};
+    chat_result_t r = {.msg_status = "", .peer = "", .peer_channel = "", .sid = ""};
     if (err == NULL && (reply == NULL || reply->type != REDIS_REPLY_ARRAY))
         err = redis_err_unavailable;
     for (size_t i = 0; err == NULL && i < reply->elements; i++)
         if (reply->element[i]->type == REDIS_REPLY_ERROR)
             err = reply->element[i]->str;
-    if (err != NULL)
-        r = (redis_strings_t){.status = "err", .err = err};
+    r.err = err;
     if (w->cb != NULL)
         w->cb(&r, w->ud);
     free(w);
@@ -116,7 +191,7 @@ static void on_exec(redisReply *reply, const char *err, void *ud)
  * twice; the history keeps one row per (session, seq).
  */
 static int delivered_here(redis_client_t *c, const char *sid, const char *sender, const char *id, const char *seq,
-                          const char *ts, const char *text, const char *dts, int ttl_s, redis_strings_cb cb, void *ud)
+                          const char *ts, const char *text, const char *dts, int ttl_s, chat_cb cb, void *ud)
 {
     char key[128], field[128], value[64], ttl[16];
     if (snprintf(key, sizeof(key), "{nc}:cm:%s", sid) >= (int)sizeof(key) ||
@@ -149,7 +224,7 @@ static int delivered_here(redis_client_t *c, const char *sid, const char *sender
 }
 
 int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const char *id, int64_t seq, int64_t ts,
-                   const char *text, int64_t delivered_ms, int quiet, int ttl_s, redis_strings_cb cb, void *ud)
+                   const char *text, int64_t delivered_ms, int quiet, int ttl_s, chat_cb cb, void *ud)
 {
     char seqs[24], tss[24], dts[24];
     snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
@@ -158,34 +233,33 @@ int chat_delivered(redis_client_t *c, const char *sid, const char *sender, const
     if (quiet)
         return delivered_here(c, sid, sender, id, seqs, tss, text, dts, ttl_s, cb, ud);
     const char *args[] = {"delivered", sid, sender, id, seqs, tss, dts, text, "0"};
-    return eval(c, 9, args, cb, ud);
+    return eval(c, CHAT_OP_DELIVERED, 9, args, cb, ud);
 }
 
-int chat_relay(redis_client_t *c, const char *sid, const char *guest, redis_strings_cb cb, void *ud)
+int chat_relay(redis_client_t *c, const char *sid, const char *guest, chat_cb cb, void *ud)
 {
     const char *args[] = {"relay", sid, guest};
-    return eval(c, 3, args, cb, ud);
+    return eval(c, CHAT_OP_RELAY, 3, args, cb, ud);
 }
 
-int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s, redis_strings_cb cb,
-             void *ud)
+int chat_end(redis_client_t *c, const char *sid, const char *guest, const char *reason, int ttl_s, chat_cb cb, void *ud)
 {
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", ttl_s);
     const char *args[] = {"end", sid, guest, reason, ttl};
-    return eval(c, 5, args, cb, ud);
+    return eval(c, CHAT_OP_END, 5, args, cb, ud);
 }
 
-int chat_presence(redis_client_t *c, const char *guest, int online, redis_strings_cb cb, void *ud)
+int chat_presence(redis_client_t *c, const char *guest, int online, chat_cb cb, void *ud)
 {
     const char *args[] = {"presence", guest, online ? "1" : "0"};
-    return eval(c, 3, args, cb, ud);
+    return eval(c, CHAT_OP_PRESENCE, 3, args, cb, ud);
 }
 
-int chat_notify(redis_client_t *c, const char *guest, const char *json, redis_strings_cb cb, void *ud)
+int chat_notify(redis_client_t *c, const char *guest, const char *json, chat_cb cb, void *ud)
 {
     const char *args[] = {"notify", guest, json};
-    return eval(c, 3, args, cb, ud);
+    return eval(c, CHAT_OP_NOTIFY, 3, args, cb, ud);
 }
 
 /* Copies the part of `s` before the next '|' into `out` (size bytes); returns what follows, NULL when none fits. */

@@ -103,11 +103,11 @@ static void pending_answer(pending_msg_t *m, const char *status, const char *err
 
 /* ---- the offline path ---- */
 
-static void on_status_queued(const redis_strings_t *r, void *ud)
+static void on_status_queued(const chat_result_t *r, void *ud)
 {
     pending_msg_t *m = ud;
     /* a receipt may have won the race: then the message was delivered after all */
-    const char *st = r->err == NULL && r->n > 0 ? r->v[0] : "queued";
+    const char *st = r->err == NULL && !r->gone ? r->msg_status : "queued";
     pending_answer(m, strcmp(st, "delivered") == 0 ? "delivered" : "queued", NULL);
 }
 
@@ -296,7 +296,7 @@ static void send_call_free(send_call_t *sc)
     free(sc);
 }
 
-static void on_numbered(const redis_strings_t *r, void *ud)
+static void on_numbered(const chat_result_t *r, void *ud)
 {
     send_call_t *sc = ud;
     hub_conn_t *c = sc->c;
@@ -310,12 +310,11 @@ static void on_numbered(const redis_strings_t *r, void *ud)
         send_call_free(sc);
         return;
     }
-    int dup = strcmp(r->status, "dup") == 0;
-    int64_t seq = atoll(r->v[0]), ts = atoll(r->v[1]);
-    const char *peer = r->v[dup ? 3 : 2], *chan = r->v[dup ? 4 : 3];
-    if (dup && strcmp(r->v[2], "pending") != 0) { /* settled already: the same answer again */
+    int64_t seq = r->seq, ts = r->ts;
+    const char *peer = r->peer, *chan = r->peer_channel;
+    if (r->dup && strcmp(r->msg_status, "pending") != 0) { /* settled already: the same answer again */
         if (s != NULL)
-            ack_settled(s, sc->ack_id, sc->id, seq, ts, r->v[2]);
+            ack_settled(s, sc->ack_id, sc->id, seq, ts, r->msg_status);
         send_call_free(sc);
         return;
     }
@@ -445,7 +444,7 @@ static void simple_free(simple_call_t *sc)
     free(sc);
 }
 
-static void on_simple(const redis_strings_t *r, void *ud)
+static void on_simple(const chat_result_t *r, void *ud)
 {
     simple_call_t *sc = ud;
     sio_socket_t *s = hub_chat_socket(sc->c);
@@ -468,8 +467,8 @@ static void on_simple(const redis_strings_t *r, void *ud)
      * then follows this worker's receipts on the same path, so a peer's
      * chat:read never overtakes the chat:delivered and ack it is about.
      */
-    if (r->err == NULL && sc->kind == CALL_RELAY && r->n >= 2 && r->v[1][0] != '\0') {
-        note_t *n = note_new(sc->relay, r->v[0]);
+    if (r->err == NULL && sc->kind == CALL_RELAY && r->peer_channel[0] != '\0') {
+        note_t *n = note_new(sc->relay, r->peer);
         if (sc->relay == NOTE_TYPING) {
             buf_copy_str(n->u.typing.sid, sizeof(n->u.typing.sid), sc->sid);
             n->u.typing.typing = sc->relay_value != 0;
@@ -477,7 +476,7 @@ static void on_simple(const redis_strings_t *r, void *ud)
             buf_copy_str(n->u.read.sid, sizeof(n->u.read.sid), sc->sid);
             n->u.read.up_to_seq = sc->relay_value;
         }
-        hub_note_send(sc->c->hw, r->v[1], n);
+        hub_note_send(sc->c->hw, r->peer_channel, n);
     }
     if (s != NULL) {
         if (r->err != NULL)

@@ -4,20 +4,24 @@
  * the payload parts more than one feature writes, and the wall clock.
  * Every other file of the hub stands on this one; it calls none of them.
  */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
+#include "../check/check.h"
 #include "internal.h"
 
 hub_conn_t *hub_conn_ref(hub_conn_t *c)
 {
+    CHECK(c->refs > 0 && c->refs < UINT_MAX); /* a freed connection is never taken again */
     c->refs++;
     return c;
 }
 
 void hub_conn_unref(hub_conn_t *c)
 {
+    CHECK(c->refs > 0);
     if (--c->refs > 0)
         return;
     sio_timer_free(c->widen);

@@ -56,7 +56,7 @@ static void settle_deferred(hub_conn_t *c, int accept)
 }
 
 /* The CONNECT is answered: the client is told who it is and where. */
-static void finish_connect(hub_conn_t *c, const match_reply_t *r)
+static void finish_connect(hub_conn_t *c, const match_result_t *r)
 {
     hub_t *h = c->hw->hub;
     sio_socket_accept(c->root);
@@ -72,18 +72,18 @@ static void finish_connect(hub_conn_t *c, const match_reply_t *r)
     hub_emit(c, "/", "session", session);
     json_decref(session);
     metrics_inc(c->resumed ? h->m.guests_resumed : h->m.guests_new);
-    if (r != NULL && strcmp(r->status, "session") == 0 && r->n >= 6) {
-        json_t *d = r->v[4][0] != '\0' ? json_integer((json_int_t)floor(atof(r->v[4]) + 0.5)) : json_null();
-        json_t *us = hub_user_session(r->v[0], r->v[1], r->v[2], r->v[3], d, atoll(r->v[5]), 1);
+    if (r != NULL && r->err == NULL && strcmp(r->status, "session") == 0) {
+        json_t *us = hub_user_session(r->sid, r->alias, r->peer.city, r->peer.country,
+                                      hub_json_distance(r->has_distance, r->distance_km), r->started, 1);
         hub_emit(c, "/", "user-session", us);
         json_decref(us);
-        hub_chat_session_known(c, r->v[0], atoll(r->v[5]));
+        hub_chat_session_known(c, r->sid, r->started);
         chat_presence(c->hw->cmd, c->gid, 1, NULL, NULL); /* the peer hears it is back */
     }
     settle_deferred(c, 1);
 }
 
-static void on_hello(const match_reply_t *r, void *ud)
+static void on_hello(const match_result_t *r, void *ud)
 {
     hub_conn_t *c = ud;
     if (c->root == NULL) { /* the client went away while Redis answered */
@@ -194,7 +194,7 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
 }
 
 /* This connection was the guest's last one: its peer hears that it went. */
-static void on_cancelled(const match_reply_t *r, void *ud)
+static void on_cancelled(const match_result_t *r, void *ud)
 {
     hub_conn_t *c = ud;
     if (r->err == NULL && strcmp(r->status, "ok") == 0)

@@ -74,11 +74,11 @@ void hub_matching_conn_gone(hub_conn_t *c)
 
 static void schedule_widen(hub_conn_t *c);
 
-static void on_widened(const match_reply_t *r, void *ud)
+static void on_widened(const match_result_t *r, void *ud)
 {
     hub_conn_t *c = ud;
-    if (c->root != NULL && r->err == NULL && strcmp(r->status, "ok") == 0 && r->n >= 2) {
-        c->widen_stage = atoi(r->v[0]);
+    if (c->root != NULL && r->err == NULL && strcmp(r->status, "ok") == 0) {
+        c->widen_stage = r->stage;
         if (c->waiting_level >= 0)
             set_waiting(c, c->widen_stage);
         schedule_widen(c); /* match:waiting comes through the guest's channel */
@@ -114,7 +114,7 @@ static void schedule_widen(hub_conn_t *c)
 
 /* ---- answers to the client's events ---- */
 
-static void on_answer(const match_reply_t *r, void *ud)
+static void on_answer(const match_result_t *r, void *ud)
 {
     pending_ack_t *p = ud;
     hub_conn_t *c = p->c;
@@ -135,20 +135,20 @@ static void on_answer(const match_reply_t *r, void *ud)
     case ACK_REQUEST:
         if (s != NULL)
             hub_ack(s, p->ack_id, json_pack("{s:b,s:b}", "ok", 1, "queued", 1));
-        if (c->root != NULL && r->n >= 2) {
-            c->widen_stage = atoi(r->v[0]);
-            c->widen_scope = atoi(r->v[1]);
+        if (c->root != NULL) {
+            c->widen_stage = r->stage;
+            c->widen_scope = r->scope;
             c->widen_t0 = sio_worker_now(c->hw->w);
             set_waiting(c, c->widen_stage);
             schedule_widen(c);
         }
         break;
-    case ACK_ACCEPT:
-        if (r->n >= 7) { /* the session begins: the history hears of it once, from the accepting side */
-            hist_place_t ga = {r->v[2][0] ? r->v[2] : NULL, r->v[3][0] ? r->v[3] : NULL};
-            hist_place_t gb = {r->v[4][0] ? r->v[4] : NULL, r->v[5][0] ? r->v[5] : NULL};
-            hub_history_session_start(h, r->v[0], r->v[1], c->gid, ga, gb, atoll(r->v[6]));
-        }
+    case ACK_ACCEPT: { /* the session begins: the history hears of it once, from the accepting side */
+        const match_place_t *pa = &r->requester_place, *pb = &r->accepter_place;
+        hist_place_t ga = {pa->city[0] ? pa->city : NULL, pa->country[0] ? pa->country : NULL};
+        hist_place_t gb = {pb->city[0] ? pb->city : NULL, pb->country[0] ? pb->country : NULL};
+        hub_history_session_start(h, r->sid, r->requester, c->gid, ga, gb, r->started);
+    }
         if (s != NULL)
             hub_ack(s, p->ack_id, json_pack("{s:b}", "ok", 1));
         break;
@@ -267,7 +267,7 @@ static void on_decline(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
 
 /* ---- deadlines of proposals ---- */
 
-static void on_expire_reply(const match_reply_t *r, void *ud)
+static void on_expire_reply(const match_result_t *r, void *ud)
 {
     hub_conn_t *c = ud;
     if (r->err == NULL && strcmp(r->status, "ok") == 0)

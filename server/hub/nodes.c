@@ -30,7 +30,7 @@ typedef struct reaped {
     char gid[GUEST_ID_LEN + 1];
 } reaped_t;
 
-static void on_reaped(const match_reply_t *r, void *ud)
+static void on_reaped(const match_result_t *r, void *ud)
 {
     reaped_t *g = ud;
     /* "other_connection": it came back elsewhere since the beat took it */

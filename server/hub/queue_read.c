@@ -31,7 +31,7 @@ static void hand_over_fetched(fetched_t *f)
         hub_offq_release(f->c->hw, f->tag);
 }
 
-static void on_fetched_state(const redis_strings_t *r, void *ud)
+static void on_fetched_state(const chat_result_t *r, void *ud)
 {
     fetched_t *f = ud;
     /*
@@ -39,7 +39,7 @@ static void on_fetched_state(const redis_strings_t *r, void *ud)
      * then it is in the queue although the client has it. Dropping it here
      * keeps the second delivery to the case the protocol allows (a node died).
      */
-    if (r->err == NULL && r->n > 0 && strcmp(r->v[0], "delivered") == 0) {
+    if (r->err == NULL && !r->gone && strcmp(r->msg_status, "delivered") == 0) {
         hub_offq_ack(f->c->hw, f->tag);
         metrics_inc(f->c->hw->hub->m.msgs_queued_delivered);
     } else {

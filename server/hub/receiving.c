@@ -86,7 +86,7 @@ static void receipt_later(receipt_t *rc)
     sio_timer_start(rc->retry, RECEIPT_RETRY_MS);
 }
 
-static void on_receipt_stored(const redis_strings_t *r, void *ud)
+static void on_receipt_stored(const chat_result_t *r, void *ud)
 {
     receipt_t *rc = ud;
     hub_worker_t *hw = rc->hw;
@@ -100,7 +100,7 @@ static void on_receipt_stored(const redis_strings_t *r, void *ud)
         return;
     }
     /* "gone": the message's record expired, and nobody waits for it any more */
-    if (rc->tell_origin && strcmp(r->status, "ok") == 0)
+    if (rc->tell_origin && !r->gone)
         hub_note_send(hw, rc->from, hub_note_outcome(NOTE_DELIVERED, rc->sender, rc->sid, rc->id, rc->seq));
     if (rc->offq_tag != 0)
         hub_offq_ack(hw, rc->offq_tag);

@@ -3,6 +3,7 @@
  * the thread's loop, offq.c, and by the AMQP side, broker.c), and the clock
  * they share. Calls nothing of offq's own: both sides stand on it.
  */
+#include "../check/check.h"
 #include "internal.h"
 
 #include <stdlib.h>
@@ -22,7 +23,9 @@ uint64_t offq__now_ms(void)
 
 void offq__life_release(offq_life_t *life)
 {
-    if (atomic_fetch_sub(&life->refs, 1) == 1)
+    int before = atomic_fetch_sub(&life->refs, 1);
+    CHECK(before > 0);
+    if (before == 1)
         free(life);
 }
 

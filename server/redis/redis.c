@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../check/check.h"
 #include "../log/log.h"
 
 const char redis_err_unavailable[] = "unavailable";
@@ -414,6 +415,7 @@ static void connect_now(redis_client_t *c)
 redis_client_t *redis_client_new(sio_worker_t *w, const redis_target_t *target, redis_script_t *const *scripts,
                                  redis_state_cb on_state, redis_message_cb on_message, void *ud)
 {
+    CHECK(sio_worker_is_current(w));
     redis_client_t *c = buf_xcalloc(1, sizeof(*c));
     c->w = w;
     c->target = *target;
@@ -448,6 +450,7 @@ int redis_client_up(const redis_client_t *c)
 int redis_command_argv(redis_client_t *c, int argc, const char **argv, const size_t *argvlen, redis_reply_cb cb,
                        void *ud)
 {
+    CHECK(sio_worker_is_current(c->w)); /* a client belongs to its worker's loop */
     if (c->state != ST_UP || c->freed)
         return REDIS_CLIENT_ERR_DOWN;
     write_argv(c, argc, argv, argvlen);
@@ -495,6 +498,7 @@ int redis_eval(redis_client_t *c, const redis_script_t *s, int nkeys, int nargs,
 
 void redis_subscribe(redis_client_t *c, const char *channel)
 {
+    CHECK(sio_worker_is_current(c->w));
     c->channels = realloc(c->channels, (c->nchannels + 1) * sizeof(*c->channels));
     if (c->channels == NULL)
         abort();
@@ -503,50 +507,28 @@ void redis_subscribe(redis_client_t *c, const char *channel)
         send_internal(c, P_INTERNAL, 2, (const char *[]){"SUBSCRIBE", channel});
 }
 
-typedef struct strings_call {
-    redis_strings_cb cb;
-    void *ud;
-} strings_call_t;
-
-static void on_strings_reply(redisReply *reply, const char *err, void *ud)
+void redis_strings_from(const redisReply *reply, const char *err, redis_strings_t *r)
 {
-    strings_call_t *call = ud;
-    redis_strings_t r = {0};
-    char nums[8][24];
+    memset(r, 0, sizeof(*r));
     if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements == 0 ||
         reply->element[0]->type != REDIS_REPLY_STRING) {
-        r.status = "err";
-        r.err = redis_err_unavailable;
-    } else {
-        r.status = reply->element[0]->str;
-        for (size_t i = 1; i < reply->elements && r.n < 8; i++) {
-            redisReply *e = reply->element[i];
-            if (e->type == REDIS_REPLY_STRING) {
-                r.v[r.n] = e->str;
-            } else if (e->type == REDIS_REPLY_INTEGER) {
-                snprintf(nums[r.n], sizeof(nums[r.n]), "%lld", e->integer);
-                r.v[r.n] = nums[r.n];
-            } else {
-                r.v[r.n] = "";
-            }
-            r.n++;
-        }
-        if (strcmp(r.status, "err") == 0)
-            r.err = r.n > 0 ? r.v[0] : redis_err_unavailable;
+        r->status = "err";
+        r->err = redis_err_unavailable;
+        return;
     }
-    if (call->cb != NULL)
-        call->cb(&r, call->ud);
-    free(call);
-}
-
-int redis_eval_strings(redis_client_t *c, const redis_script_t *s, int nargs, const char **args, redis_strings_cb cb,
-                       void *ud)
-{
-    strings_call_t *call = buf_xcalloc(1, sizeof(*call));
-    call->cb = cb;
-    call->ud = ud;
-    int rc = redis_eval(c, s, 0, nargs, args, NULL, on_strings_reply, call);
-    if (rc != 0)
-        free(call);
-    return rc;
+    r->status = reply->element[0]->str;
+    for (size_t i = 1; i < reply->elements && r->n < 8; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type == REDIS_REPLY_STRING) {
+            r->v[r->n] = e->str;
+        } else if (e->type == REDIS_REPLY_INTEGER) {
+            snprintf(r->nums[r->n], sizeof(r->nums[r->n]), "%lld", e->integer);
+            r->v[r->n] = r->nums[r->n];
+        } else {
+            r->v[r->n] = "";
+        }
+        r->n++;
+    }
+    if (strcmp(r->status, "err") == 0)
+        r->err = r->n > 0 ? r->v[0] : redis_err_unavailable;
 }

@@ -99,18 +99,19 @@ int redis_eval(redis_client_t *c, const redis_script_t *s, int nkeys, int nargs,
  * first element ("ok", "err", ...); `err` is NULL, or the second element when
  * the status is "err", or redis_err_unavailable when there was no usable
  * answer (connection lost, script error, wrong shape). `v` holds the elements
- * after the status (integers as text), borrowed for the callback.
+ * after the status (integers as text, kept in `nums`), borrowed from the
+ * reply. The modules that own a script turn this into their typed results
+ * (chat_result_t, match_result_t); nothing above them reads `v`.
  */
 typedef struct redis_strings {
     const char *status;
     const char *err;
     int n;
     const char *v[8];
+    char nums[8][24];
 } redis_strings_t;
-typedef void (*redis_strings_cb)(const redis_strings_t *r, void *ud);
-/** redis_eval without keys, for scripts that answer an array of strings. Same returns. */
-int redis_eval_strings(redis_client_t *c, const redis_script_t *s, int nargs, const char **args, redis_strings_cb cb,
-                       void *ud);
+/** Fills `out` from a script's reply (`err`: the call's error, as redis_reply_cb gets it). */
+void redis_strings_from(const redisReply *reply, const char *err, redis_strings_t *out);
 
 /** Subscribes to `channel` (copied), now and after every reconnect. Subscriber clients only. */
 void redis_subscribe(redis_client_t *c, const char *channel);

@@ -98,6 +98,7 @@ void eio_table_free(sio_worker_t *w)
 
 static void session_release(eio_session_t *e)
 {
+    CHECK(e->refs > 0);
     if (--e->refs != 0)
         return;
     buf_free(&e->out);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 
 #include "../buf/buf.h"
+#include "../check/check.h"
 #include "../metrics/metrics.h"
 #include "eio_packet.h"
 #include "sio.h"
@@ -19,6 +20,9 @@
 #define SIO_SID_LEN 21 /* one char naming the worker, then 20 random base64url chars */
 #define SIO_MAX_WORKERS 64
 #define SIO_TIMER_LISTS 64
+
+/* The calls of sio.h on a worker's objects are made on that worker's thread. */
+#define SIO_OWNER(w) CHECK(sio_worker_is_current(w))
 
 /* The URL-safe alphabet of session and socket ids. */
 extern const char sio_b64url[];

@@ -110,6 +110,7 @@ static h2o_timeout_t *timer_list(sio_worker_t *w, uint64_t ms)
 
 sio_timer_t *sio_timer_new(sio_worker_t *w, sio_timer_cb cb, void *ud)
 {
+    SIO_OWNER(w);
     sio_timer_t *t = buf_xcalloc(1, sizeof(*t));
     t->w = w;
     t->cb = cb;
@@ -120,6 +121,7 @@ sio_timer_t *sio_timer_new(sio_worker_t *w, sio_timer_cb cb, void *ud)
 
 void sio_timer_start(sio_timer_t *t, uint64_t ms)
 {
+    SIO_OWNER(t->w);
     if (h2o_timeout_is_linked(&t->entry))
         h2o_timeout_unlink(&t->entry);
     h2o_timeout_link(t->w->loop, timer_list(t->w, ms), &t->entry);
@@ -149,7 +151,13 @@ void sio_timer_free(sio_timer_t *t)
 
 /* ---- the writes of a loop turn ---- */
 
-static __thread sio_worker_t *flush_worker;
+/* The worker whose loop runs on this thread (set on it before it serves). */
+static __thread sio_worker_t *this_worker;
+
+bool sio_worker_is_current(const sio_worker_t *w)
+{
+    return w != NULL && this_worker == w;
+}
 
 static void on_flush(h2o_timeout_entry_t *entry)
 {
@@ -163,14 +171,14 @@ static void on_flush(h2o_timeout_entry_t *entry)
 
 void sio_flush_bind(sio_worker_t *w)
 {
-    flush_worker = w;
+    this_worker = w;
     h2o_timeout_init(w->loop, &w->flush_timeout, 0);
     w->flush_entry.cb = on_flush;
 }
 
 void sio_flush_later(sio_flush_t *f)
 {
-    sio_worker_t *w = flush_worker;
+    sio_worker_t *w = this_worker;
     if (f->pprev != NULL)
         return;
     if (w == NULL) {
@@ -328,6 +336,7 @@ static void on_stream_connect(h2o_socket_t *sock, const char *err)
 sio_stream_t *sio_stream_connect(sio_worker_t *w, const struct sockaddr *addr, unsigned addrlen,
                                  const sio_stream_callbacks_t *cbs, void *ud)
 {
+    SIO_OWNER(w);
     sio_stream_t *st = buf_xcalloc(1, sizeof(*st));
     st->flush.run = stream_flush_deferred;
     st->w = w;
@@ -346,6 +355,7 @@ sio_stream_t *sio_stream_connect(sio_worker_t *w, const struct sockaddr *addr, u
 
 void sio_stream_write(sio_stream_t *st, const void *data, size_t len)
 {
+    SIO_OWNER(st->w);
     if (st->closed)
         return;
     buf_append(&st->out, data, len);
@@ -354,6 +364,7 @@ void sio_stream_write(sio_stream_t *st, const void *data, size_t len)
 
 void sio_stream_close(sio_stream_t *st)
 {
+    SIO_OWNER(st->w);
     if (st->closed)
         return;
     st->closed = 1;

@@ -15,6 +15,7 @@
 #define NEARCHAT_SIO_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -302,6 +303,12 @@ void *sio_worker_data(const sio_worker_t *w);
  * anything that matters at shutdown. Never fails.
  */
 void sio_worker_post(sio_worker_t *w, void (*fn)(sio_worker_t *w, void *arg), void *arg);
+/**
+ * True on the thread that runs `w`'s loop. The calls on a worker's sockets,
+ * timers and streams check it (a CHECK, in every build): they must be made
+ * there.
+ */
+bool sio_worker_is_current(const sio_worker_t *w);
 /** Milliseconds of the worker loop's clock (monotonic, cached per loop turn). */
 uint64_t sio_worker_now(const sio_worker_t *w);
 

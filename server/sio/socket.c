@@ -148,6 +148,7 @@ static json_t *event_array(const char *event, json_t *args)
 
 void sio_socket_emit_bin(sio_socket_t *s, const char *event, json_t *args, const sio_bin_t *bins, size_t nbins)
 {
+    SIO_OWNER(s->conn->e->worker);
     if (s->state != SIO_CONNECTED)
         return;
     json_t *arr = event_array(event, args);
@@ -162,6 +163,7 @@ void sio_socket_emit(sio_socket_t *s, const char *event, json_t *args)
 
 void sio_socket_emit_ack(sio_socket_t *s, const char *event, json_t *args, sio_ack_cb cb, void *ud)
 {
+    SIO_OWNER(s->conn->e->worker);
     if (s->state != SIO_CONNECTED) {
         cb(s, NULL, NULL, 0, ud);
         return;
@@ -194,6 +196,7 @@ static void send_text_packet(sio_socket_t *s, sio_ptype_t type, int64_t ack_id, 
 
 void sio_socket_emit_text(sio_socket_t *s, const char *event, const char *args, size_t len, sio_ack_cb cb, void *ud)
 {
+    SIO_OWNER(s->conn->e->worker);
     if (s->state != SIO_CONNECTED) {
         if (cb != NULL)
             cb(s, NULL, NULL, 0, ud);
@@ -215,6 +218,7 @@ void sio_socket_emit_text(sio_socket_t *s, const char *event, const char *args, 
 
 void sio_socket_ack_text(sio_socket_t *s, int64_t ack_id, const char *args, size_t len)
 {
+    SIO_OWNER(s->conn->e->worker);
     if (s->state != SIO_CONNECTED || ack_id < 0)
         return;
     send_text_packet(s, SIO_ACK, ack_id, "", args, len);
@@ -222,6 +226,7 @@ void sio_socket_ack_text(sio_socket_t *s, int64_t ack_id, const char *args, size
 
 void sio_socket_ack_bin(sio_socket_t *s, int64_t ack_id, json_t *args, const sio_bin_t *bins, size_t nbins)
 {
+    SIO_OWNER(s->conn->e->worker);
     if (s->state != SIO_CONNECTED || ack_id < 0)
         return;
     json_t *empty = NULL;
@@ -238,6 +243,7 @@ void sio_socket_ack(sio_socket_t *s, int64_t ack_id, json_t *args)
 
 void sio_socket_accept(sio_socket_t *s)
 {
+    SIO_OWNER(s->conn->e->worker);
     if (s->state != SIO_PENDING)
         return;
     s->state = SIO_CONNECTED;
@@ -248,6 +254,7 @@ void sio_socket_accept(sio_socket_t *s)
 
 void sio_socket_reject(sio_socket_t *s, json_t *data)
 {
+    SIO_OWNER(s->conn->e->worker);
     send_packet(s, SIO_CONNECT_ERROR, -1, data, NULL, 0);
     json_decref(data);
     unlink_socket(s);
@@ -256,12 +263,14 @@ void sio_socket_reject(sio_socket_t *s, json_t *data)
 
 void sio_socket_disconnect(sio_socket_t *s)
 {
+    SIO_OWNER(s->conn->e->worker);
     send_packet(s, SIO_DISCONNECT, -1, NULL, NULL, 0);
     free_socket(s, "server namespace disconnect");
 }
 
 void sio_socket_close_connection(sio_socket_t *s)
 {
+    SIO_OWNER(s->conn->e->worker);
     eio_session_close(s->conn->e, 1000, "server close");
 }
 
