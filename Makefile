@@ -33,13 +33,19 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
-$(BUILD)/gen/matcher_lua.c: matcher/matcher.lua scripts/embed
+# The scripts' key names (K.*), from the one list the C side reads too.
+$(BUILD)/gen/keys.lua: server/keys/keys.def
 	@mkdir -p $(dir $@)
-	scripts/embed matcher_lua $< > $@
+	{ echo "-- generated from $< by make; do not edit"; echo "local K = {}"; \
+	  sed -n 's/^KEY([A-Z_]*, *\([a-z_]*\), *"\([^"]*\)".*/K.\1 = "{nc}:\2"/p' $<; } > $@
 
-$(BUILD)/gen/chat_lua.c: server/chat/chat.lua scripts/embed
+$(BUILD)/gen/matcher_lua.c: matcher/matcher.lua $(BUILD)/gen/keys.lua scripts/embed
 	@mkdir -p $(dir $@)
-	scripts/embed chat_lua $< > $@
+	scripts/embed matcher_lua $(BUILD)/gen/keys.lua $< > $@
+
+$(BUILD)/gen/chat_lua.c: server/chat/chat.lua $(BUILD)/gen/keys.lua scripts/embed
+	@mkdir -p $(dir $@)
+	scripts/embed chat_lua $(BUILD)/gen/keys.lua $< > $@
 
 $(BUILD)/gen/%.o: $(BUILD)/gen/%.c
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -144,6 +150,9 @@ bench: setup all
 # Format, static analysis, and the shape of the code: no cycle of C files (from the objects), none past 800 lines.
 lint: all
 	scripts/check-layers $(BUILD)
+	@# every Redis key is named in server/keys/keys.def only
+	@! grep -rnE "[\"']\{nc\}" server matcher geo --include='*.c' --include='*.h' --include='*.lua' \
+	  | grep -v '^server/keys/' | grep . || { echo "lint: a Redis key spelt outside server/keys/keys.def"; exit 1; }
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --inline-suppr \
 	  --suppress=missingIncludeSystem --std=c11 -D__GNUC__ -Iserver server geo matcher tests/unit fuzz bench/chatbench

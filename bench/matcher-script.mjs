@@ -2,13 +2,18 @@
 // request at once, every proposal is accepted. Run: node bench/matcher-script.mjs
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
 import { redisClient } from "../tests/e2e/redis.js";
 const port = 6390;
 const rs = spawn("redis-server", ["--port", String(port), "--save", "", "--appendonly", "no"], { stdio: "ignore" });
 await new Promise((r) => setTimeout(r, 300));
 const r = redisClient(port);
-const body = readFileSync(new URL("../matcher/matcher.lua", import.meta.url), "utf8");
+// the key names' prelude that make generates (BUILD, default build/), then the script
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const body = readFileSync(path.resolve(root, process.env.BUILD || "build", "gen/keys.lua"), "utf8") +
+  readFileSync(new URL("../matcher/matcher.lua", import.meta.url), "utf8");
 const sha = await r.call("SCRIPT", "LOAD", body);
 const rid = () => randomBytes(16).toString("base64url");
 const N = 20000;

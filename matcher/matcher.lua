@@ -2,7 +2,8 @@
 -- runs atomically in Redis however many chatd nodes call it at once.
 --
 -- Called as EVALSHA sha 0 op args...; all keys share the {nc} hash tag, so
--- they live in one slot of a Redis Cluster.
+-- they live in one slot of a Redis Cluster. Key names are K.* (a prelude
+-- generated from server/keys/keys.def, which lists what each holds).
 --
 -- Levels of a pair, narrowest first: 0 same city, 1 nearby (same country,
 -- within the nearby radius), 2 same country, 3 anywhere. A waiting guest has
@@ -13,7 +14,6 @@
 -- Notifications are published to the worker channel of the guest
 -- (g:<id>.chan) as JSON: {"t": kind, "g": guestId, ...}.
 
-local P = '{nc}:'
 local SCAN = 64
 
 local function now_ms()
@@ -30,7 +30,7 @@ local function hgetall(key)
 end
 
 local function publish(g, msg)
-  local chan = redis.call('HGET', P .. 'g:' .. g, 'chan')
+  local chan = redis.call('HGET', K.guest .. g, 'chan')
   if chan then
     msg.g = g
     redis.call('PUBLISH', chan, cjson.encode(msg))
@@ -80,33 +80,33 @@ local function effective_scope(p, scope)
 end
 
 local function enqueue(g, p, since)
-  redis.call('ZADD', P .. 'qa', since, g)
-  if p.city ~= '' then redis.call('ZADD', P .. 'qc:' .. p.city, since, g) end
-  if p.cc ~= '' then redis.call('ZADD', P .. 'qn:' .. p.cc, since, g) end
+  redis.call('ZADD', K.queue_all, since, g)
+  if p.city ~= '' then redis.call('ZADD', K.queue_city .. p.city, since, g) end
+  if p.cc ~= '' then redis.call('ZADD', K.queue_country .. p.cc, since, g) end
   local lat, lon = coords(p)
-  if lat and math.abs(lat) <= 85.05 then redis.call('GEOADD', P .. 'geo', lon, lat, g) end
+  if lat and math.abs(lat) <= 85.05 then redis.call('GEOADD', K.geo, lon, lat, g) end
 end
 
 -- Takes a guest out of the queues (it stays "in" the matcher while a
 -- proposal is open, but out of every scan); `w` is its waiting record.
 local function unqueue(g, w)
-  redis.call('ZREM', P .. 'qa', g)
-  redis.call('ZREM', P .. 'geo', g)
+  redis.call('ZREM', K.queue_all, g)
+  redis.call('ZREM', K.geo, g)
   if w then
-    if w.city and w.city ~= '' then redis.call('ZREM', P .. 'qc:' .. w.city, g) end
-    if w.cc and w.cc ~= '' then redis.call('ZREM', P .. 'qn:' .. w.cc, g) end
+    if w.city and w.city ~= '' then redis.call('ZREM', K.queue_city .. w.city, g) end
+    if w.cc and w.cc ~= '' then redis.call('ZREM', K.queue_country .. w.cc, g) end
   end
 end
 
 -- Takes a guest out of matching altogether.
 local function dequeue(g, w)
   unqueue(g, w)
-  redis.call('DEL', P .. 'w:' .. g)
+  redis.call('DEL', K.waiting .. g)
 end
 
 -- Back to waiting, at the place it had (its original time).
 local function requeue(g)
-  local key = P .. 'w:' .. g
+  local key = K.waiting .. g
   local w = hgetall(key)
   if not w then return false end
   redis.call('HSET', key, 'state', 'waiting', 'pid', '')
@@ -116,25 +116,25 @@ end
 
 -- Is this guest gone (its worker stopped refreshing it)? Then clean it up.
 local function stale(g)
-  if redis.call('EXISTS', P .. 'g:' .. g) == 1 then return false end
-  local w = hgetall(P .. 'w:' .. g)
-  if w and w.pid and w.pid ~= '' then redis.call('DEL', P .. 'p:' .. w.pid) end
+  if redis.call('EXISTS', K.guest .. g) == 1 then return false end
+  local w = hgetall(K.waiting .. g)
+  if w and w.pid and w.pid ~= '' then redis.call('DEL', K.proposal .. w.pid) end
   dequeue(g, w)
   return true
 end
 
 local function never(a, b, ttl)
-  redis.call('SADD', P .. 'nv:' .. a, b)
-  redis.call('EXPIRE', P .. 'nv:' .. a, ttl)
-  redis.call('SADD', P .. 'nv:' .. b, a)
-  redis.call('EXPIRE', P .. 'nv:' .. b, ttl)
+  redis.call('SADD', K.never_again .. a, b)
+  redis.call('EXPIRE', K.never_again .. a, ttl)
+  redis.call('SADD', K.never_again .. b, a)
+  redis.call('EXPIRE', K.never_again .. b, ttl)
 end
 
 -- cfg: nearby_km, proposal_ms, pid (an id for a proposal this call may make)
 local function search(r, cfg)
-  local rw = hgetall(P .. 'w:' .. r)
+  local rw = hgetall(K.waiting .. r)
   if not rw or rw.state ~= 'waiting' then return false end
-  local rp = hgetall(P .. 'g:' .. r)
+  local rp = hgetall(K.guest .. r)
   if not rp then
     stale(r)
     return false
@@ -150,21 +150,21 @@ local function search(r, cfg)
       end
     end
   end
-  if rp.city ~= '' then add(redis.call('ZRANGE', P .. 'qc:' .. rp.city, 0, SCAN - 1)) end
+  if rp.city ~= '' then add(redis.call('ZRANGE', K.queue_city .. rp.city, 0, SCAN - 1)) end
   local lat, lon = coords(rp)
   if lat and math.abs(lat) <= 85.05 and rscope >= 1 then
     local radius = rscope >= 3 and 20040 or cfg.nearby_km
-    add(redis.call('GEOSEARCH', P .. 'geo', 'FROMLONLAT', lon, lat, 'BYRADIUS', radius, 'km', 'ASC', 'COUNT', SCAN))
+    add(redis.call('GEOSEARCH', K.geo, 'FROMLONLAT', lon, lat, 'BYRADIUS', radius, 'km', 'ASC', 'COUNT', SCAN))
   end
-  if rscope >= 2 and rp.cc ~= '' then add(redis.call('ZRANGE', P .. 'qn:' .. rp.cc, 0, SCAN - 1)) end
-  if rscope >= 3 then add(redis.call('ZRANGE', P .. 'qa', 0, SCAN - 1)) end
+  if rscope >= 2 and rp.cc ~= '' then add(redis.call('ZRANGE', K.queue_country .. rp.cc, 0, SCAN - 1)) end
+  if rscope >= 3 then add(redis.call('ZRANGE', K.queue_all, 0, SCAN - 1)) end
 
-  local nv = P .. 'nv:' .. r
+  local nv = K.never_again .. r
   local best, best_d, best_since
   for _, c in ipairs(cands) do
-    local cw = hgetall(P .. 'w:' .. c)
+    local cw = hgetall(K.waiting .. c)
     if cw and cw.state == 'waiting' and redis.call('SISMEMBER', nv, c) == 0 and not stale(c) then
-      local cp = hgetall(P .. 'g:' .. c)
+      local cp = hgetall(K.guest .. c)
       local d = distance_km(rp, cp)
       local l = pair_level(rp, cp, d, cfg.nearby_km)
       local cmax = tonumber(cw.maxkm) or 0
@@ -185,12 +185,12 @@ local function search(r, cfg)
   local pid = cfg.pid
   local exp = now_ms() + cfg.proposal_ms
   local d = best_d < 1e9 and best_d or nil
-  redis.call('HSET', P .. 'p:' .. pid, 'r', r, 't', best, 'exp', exp, 'd', d and tostring(d) or '')
-  redis.call('PEXPIRE', P .. 'p:' .. pid, cfg.proposal_ms + 60000)
-  redis.call('HSET', P .. 'w:' .. r, 'state', 'proposing', 'pid', pid)
-  redis.call('HSET', P .. 'w:' .. best, 'state', 'proposed', 'pid', pid)
+  redis.call('HSET', K.proposal .. pid, 'r', r, 't', best, 'exp', exp, 'd', d and tostring(d) or '')
+  redis.call('PEXPIRE', K.proposal .. pid, cfg.proposal_ms + 60000)
+  redis.call('HSET', K.waiting .. r, 'state', 'proposing', 'pid', pid)
+  redis.call('HSET', K.waiting .. best, 'state', 'proposed', 'pid', pid)
   unqueue(r, rw)
-  unqueue(best, hgetall(P .. 'w:' .. best))
+  unqueue(best, hgetall(K.waiting .. best))
   publish(best, {t = 'proposal', pid = pid, city = rp.cname, cc = rp.cc,
                  d = d and math.floor(d + 0.5) or cjson.null, ms = cfg.proposal_ms})
   publish(r, {t = 'proposing', pid = pid, ms = cfg.proposal_ms})
@@ -209,22 +209,22 @@ local op = ARGV[1]
 -- Registers where a guest is; answers banned, or its live session if any.
 if op == 'hello' then
   local g, ip = ARGV[2], ARGV[3]
-  if redis.call('EXISTS', P .. 'ban:g:' .. g) == 1 or redis.call('EXISTS', P .. 'ban:ip:' .. ip) == 1 then
+  if redis.call('EXISTS', K.ban_guest .. g) == 1 or redis.call('EXISTS', K.ban_ip .. ip) == 1 then
     return {'banned'}
   end
-  local key = P .. 'g:' .. g
+  local key = K.guest .. g
   redis.call('HSET', key, 'chan', ARGV[4], 'conn', ARGV[5], 'city', ARGV[6], 'cname', ARGV[7], 'cc', ARGV[8],
              'lat', ARGV[9], 'lon', ARGV[10], 'ip', ip)
   redis.call('EXPIRE', key, tonumber(ARGV[11]))
-  local sid = redis.call('GET', P .. 'gs:' .. g)
+  local sid = redis.call('GET', K.guest_session .. g)
   if sid then
-    local s = hgetall(P .. 's:' .. sid)
+    local s = hgetall(K.session .. sid)
     if s then
       local me = s.a == g and 'a' or 'b'
       local peer = me == 'a' and 'b' or 'a'
       return {'session', sid, s['alias_' .. peer], s['cname_' .. peer], s['cc_' .. peer], s.d, s.started}
     end
-    redis.call('DEL', P .. 'gs:' .. g)
+    redis.call('DEL', K.guest_session .. g)
   end
   return {'ok'}
 end
@@ -235,7 +235,7 @@ local cfg = {nearby_km = 0, proposal_ms = 0, pid = ''}
 if op == 'request' then
   local g = ARGV[2]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-  local p = hgetall(P .. 'g:' .. g)
+  local p = hgetall(K.guest .. g)
   if not p then return {'err', 'unavailable'} end
   local now = now_ms()
   -- token buckets, per guest and per IP
@@ -252,16 +252,16 @@ if op == 'request' then
     redis.call('PEXPIRE', key, secs * 1000 * 2)
     return true
   end
-  if not bucket(P .. 'rl:g:' .. g, ARGV[9], ARGV[10]) or not bucket(P .. 'rl:ip:' .. ARGV[8], ARGV[11], ARGV[12]) then
+  if not bucket(K.rate_guest .. g, ARGV[9], ARGV[10]) or not bucket(K.rate_ip .. ARGV[8], ARGV[11], ARGV[12]) then
     return {'err', 'rate_limited'}
   end
-  if redis.call('EXISTS', P .. 'gs:' .. g) == 1 then return {'err', 'already_in_session'} end
-  if redis.call('EXISTS', P .. 'w:' .. g) == 1 then return {'err', 'already_queued'} end
+  if redis.call('EXISTS', K.guest_session .. g) == 1 then return {'err', 'already_in_session'} end
+  if redis.call('EXISTS', K.waiting .. g) == 1 then return {'err', 'already_queued'} end
   local scope = effective_scope(p, tonumber(ARGV[3]))
   local stage = math.min(first_stage(p), scope)
-  redis.call('HSET', P .. 'w:' .. g, 'since', now, 'scope', scope, 'stage', stage, 'maxkm', ARGV[4],
+  redis.call('HSET', K.waiting .. g, 'since', now, 'scope', scope, 'stage', stage, 'maxkm', ARGV[4],
              'state', 'waiting', 'pid', '', 'city', p.city, 'cc', p.cc, 'lat', p.lat, 'lon', p.lon)
-  redis.call('EXPIRE', P .. 'w:' .. g, 86400)
+  redis.call('EXPIRE', K.waiting .. g, 86400)
   enqueue(g, p, now)
   search(g, cfg)
   return {'ok', tostring(stage), tostring(scope)}
@@ -272,11 +272,11 @@ end
 if op == 'widen' then
   local g = ARGV[2]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-  local w = hgetall(P .. 'w:' .. g)
+  local w = hgetall(K.waiting .. g)
   if not w then return {'not_waiting'} end
   local stage = math.min(tonumber(ARGV[3]), tonumber(w.scope))
   local waited = now_ms() - tonumber(w.since)
-  if stage > tonumber(w.stage) then redis.call('HSET', P .. 'w:' .. g, 'stage', stage) end
+  if stage > tonumber(w.stage) then redis.call('HSET', K.waiting .. g, 'stage', stage) end
   -- told on the guest's channel, so that it comes before any proposal this search makes;
   -- a guest in a proposal hears nothing of it
   if w.state == 'waiting' then publish(g, {t = 'waiting', stage = stage, waited = waited}) end
@@ -288,27 +288,27 @@ end
 if op == 'accept' then
   local g, pid = ARGV[2], ARGV[3]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-  local p = hgetall(P .. 'p:' .. pid)
+  local p = hgetall(K.proposal .. pid)
   if not p or p.t ~= g then return {'err', 'unknown_proposal'} end
   local now = now_ms()
   if p.x == '1' or now > tonumber(p.exp) then return {'err', 'expired'} end
   local r = p.r
-  local rw = hgetall(P .. 'w:' .. r)
+  local rw = hgetall(K.waiting .. r)
   if not rw or rw.pid ~= pid or stale(r) then
-    redis.call('DEL', P .. 'p:' .. pid)
+    redis.call('DEL', K.proposal .. pid)
     return {'err', 'unknown_proposal'}
   end
-  local rp, tp = hgetall(P .. 'g:' .. r), hgetall(P .. 'g:' .. g)
+  local rp, tp = hgetall(K.guest .. r), hgetall(K.guest .. g)
   local sid, ttl = ARGV[4], tonumber(ARGV[7])
-  redis.call('HSET', P .. 's:' .. sid, 'a', r, 'b', g, 'alias_a', ARGV[5], 'alias_b', ARGV[6],
+  redis.call('HSET', K.session .. sid, 'a', r, 'b', g, 'alias_a', ARGV[5], 'alias_b', ARGV[6],
              'cname_a', rp.cname, 'cc_a', rp.cc, 'cname_b', tp.cname, 'cc_b', tp.cc, 'd', p.d, 'started', now,
              'lat_a', '', 'lat_b', '')
-  redis.call('EXPIRE', P .. 's:' .. sid, ttl)
-  redis.call('SET', P .. 'gs:' .. r, sid, 'EX', ttl)
-  redis.call('SET', P .. 'gs:' .. g, sid, 'EX', ttl)
-  redis.call('DEL', P .. 'p:' .. pid)
+  redis.call('EXPIRE', K.session .. sid, ttl)
+  redis.call('SET', K.guest_session .. r, sid, 'EX', ttl)
+  redis.call('SET', K.guest_session .. g, sid, 'EX', ttl)
+  redis.call('DEL', K.proposal .. pid)
   dequeue(r, rw)
-  dequeue(g, hgetall(P .. 'w:' .. g))
+  dequeue(g, hgetall(K.waiting .. g))
   local d = p.d ~= '' and math.floor(tonumber(p.d) + 0.5) or cjson.null
   publish(r, {t = 'session', sid = sid, alias = ARGV[6], city = tp.cname, cc = tp.cc, d = d, started = now})
   publish(g, {t = 'session', sid = sid, alias = ARGV[5], city = rp.cname, cc = rp.cc, d = d, started = now})
@@ -319,10 +319,10 @@ end
 if op == 'decline' then
   local g, pid = ARGV[2], ARGV[3]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-  local p = hgetall(P .. 'p:' .. pid)
+  local p = hgetall(K.proposal .. pid)
   if not p or p.t ~= g or p.x == '1' then return {'ok'} end
   never(p.r, g, tonumber(ARGV[4]))
-  redis.call('DEL', P .. 'p:' .. pid)
+  redis.call('DEL', K.proposal .. pid)
   requeue(g)
   requester_back(p.r, cfg)
   cfg.pid = string.sub(cfg.pid, 2) .. 'A'
@@ -335,13 +335,13 @@ end
 if op == 'expire' then
   local pid = ARGV[2]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-  local p = hgetall(P .. 'p:' .. pid)
+  local p = hgetall(K.proposal .. pid)
   if not p or p.x == '1' then return {'gone'} end
   if now_ms() + 50 < tonumber(p.exp) then return {'early'} end
   never(p.r, p.t, tonumber(ARGV[3]))
   -- kept a little while, so that a late accept hears "expired" rather than "unknown"
-  redis.call('HSET', P .. 'p:' .. pid, 'x', '1')
-  dequeue(p.t, hgetall(P .. 'w:' .. p.t))
+  redis.call('HSET', K.proposal .. pid, 'x', '1')
+  dequeue(p.t, hgetall(K.waiting .. p.t))
   publish(p.t, {t = 'expired', pid = pid})
   requester_back(p.r, cfg)
   return {'ok'}
@@ -355,15 +355,15 @@ if op == 'cancel' then
   local g, conn = ARGV[2], ARGV[3]
   cfg.nearby_km, cfg.proposal_ms, cfg.pid = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
   if conn ~= '' then
-    local cur = redis.call('HGET', P .. 'g:' .. g, 'conn')
+    local cur = redis.call('HGET', K.guest .. g, 'conn')
     if cur and cur ~= conn then return {'other_connection'} end
   end
-  local w = hgetall(P .. 'w:' .. g)
-  if ARGV[7] == 'gone' then redis.call('DEL', P .. 'g:' .. g) end
+  local w = hgetall(K.waiting .. g)
+  if ARGV[7] == 'gone' then redis.call('DEL', K.guest .. g) end
   if not w then return {'ok'} end
   if w.pid ~= '' then
-    local p = hgetall(P .. 'p:' .. w.pid)
-    redis.call('DEL', P .. 'p:' .. w.pid)
+    local p = hgetall(K.proposal .. w.pid)
+    redis.call('DEL', K.proposal .. w.pid)
     if p and p.r == g then
       requeue(p.t)
       publish(p.t, {t = 'withdrawn', pid = w.pid})
@@ -394,20 +394,20 @@ if op == 'reap' then
   local me, dead_ms, max = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
   local now = now_ms()
   local out = {'ok'}
-  if redis.call('ZADD', P .. 'workers', now, me) == 1 then out[1] = 'new' end
-  local dead = redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', now - dead_ms, 'LIMIT', 0, 8)
+  if redis.call('ZADD', K.workers, now, me) == 1 then out[1] = 'new' end
+  local dead = redis.call('ZRANGEBYSCORE', K.workers, '-inf', now - dead_ms, 'LIMIT', 0, 8)
   for _, chan in ipairs(dead) do
-    local set = P .. 'ng:' .. chan
+    local set = K.node_guests .. chan
     local room = max - (#out - 1) / 2
     if room <= 0 then break end
     for _, g in ipairs(redis.call('SPOP', set, room)) do
-      local loc = redis.call('HMGET', P .. 'g:' .. g, 'chan', 'conn')
+      local loc = redis.call('HMGET', K.guest .. g, 'chan', 'conn')
       if loc[1] == chan and loc[2] then
         out[#out + 1] = g
         out[#out + 1] = loc[2]
       end
     end
-    if redis.call('EXISTS', set) == 0 then redis.call('ZREM', P .. 'workers', chan) end
+    if redis.call('EXISTS', set) == 0 then redis.call('ZREM', K.workers, chan) end
   end
   return out
 end

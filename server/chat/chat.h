@@ -68,7 +68,7 @@ int chat_set_status(redis_client_t *c, const char *sid, const char *sender, cons
 int chat_state(redis_client_t *c, const char *sid, const char *sender, const char *id, chat_cb cb, void *ud);
 /**
  * The recipient acked: marks it delivered and, in the same atomic step,
- * appends the message to the history's write-ahead log (CHAT_WAL_KEY, read
+ * appends the message to the history's write-ahead log (KEYS_WAL, read
  * by hub/wal.c). With `quiet` (the sender is on this node, whose worker the
  * caller tells itself) that step is a MULTI/EXEC of the record, its life
  * (`ttl_s`) and the log entry; else chat.lua does it and tells the sender's
@@ -98,7 +98,6 @@ int chat_notify(redis_client_t *c, const char *guest, const char *json, chat_cb 
  * field instead of seven makes XADD and XREADGROUP cheaper for Redis and
  * the reply smaller for the reader.
  */
-#define CHAT_WAL_KEY "{nc}:hwal"
 #define CHAT_WAL_FIELD "m"
 typedef struct chat_wal_entry {
     char sid[32], id[72], from[32];

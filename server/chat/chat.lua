@@ -1,19 +1,16 @@
 -- nearchat chat: the per-session state that every node shares, changed
 -- atomically: message numbering (seq) with idempotent re-sends, delivery
 -- status, and the end of a session. Called as EVALSHA sha 0 op args...
--- Keys share the {nc} hash tag with the matcher's, which made the session:
---   {nc}:s:<sid>    session hash (a, b, alias_*, cname_*, cc_*, started, ended, reason)
---   {nc}:gs:<gid>   the live session of a guest
---   {nc}:seq:<sid>  the last seq given out
---   {nc}:cm:<sid>   the session's messages: "<sender>:<id>" = "<seq>:<ts>:<st>"
---                   (st: pending, queued, delivered)
---   {nc}:hwal       the history's write-ahead log: a stream of delivered
---                   messages, one field m = "sid|seq|id|from|ts|dts|text"
---                   (chat.h), read by the history writers of every node
---                   (consumer group "hist"), trimmed once stored
+-- Keys share the {nc} hash tag with the matcher's, which made the session;
+-- their names are K.* (a prelude generated from server/keys/keys.def, which
+-- lists what each holds): K.session, K.guest_session, K.seq, K.messages
+-- ("<sender>:<id>" = "<seq>:<ts>:<st>", st pending, queued or delivered),
+-- K.never_again, and K.wal, the history's write-ahead log (a stream of
+-- delivered messages, one field m = "sid|seq|id|from|ts|dts|text", chat.h,
+-- read by the history writers of every node through the consumer group
+-- "hist", trimmed once stored).
 -- Notifications go to the worker channel of a guest (g:<id>.chan), as JSON.
 
-local P = '{nc}:'
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -21,7 +18,7 @@ local function now_ms()
 end
 
 local function publish(g, msg)
-  local chan = redis.call('HGET', P .. 'g:' .. g, 'chan')
+  local chan = redis.call('HGET', K.guest .. g, 'chan')
   if chan then
     msg.g = g
     redis.call('PUBLISH', chan, cjson.encode(msg))
@@ -32,8 +29,8 @@ end
 
 -- The other guest of session `sid` for guest `g`, or nil when g is not in it.
 local function peer_of(sid, g)
-  if redis.call('GET', P .. 'gs:' .. g) ~= sid then return nil end
-  local a, b = unpack(redis.call('HMGET', P .. 's:' .. sid, 'a', 'b'))
+  if redis.call('GET', K.guest_session .. g) ~= sid then return nil end
+  local a, b = unpack(redis.call('HMGET', K.session .. sid, 'a', 'b'))
   if a == g then return b end
   if b == g then return a end
   return nil
@@ -46,7 +43,7 @@ local op = ARGV[1]
 -- message made Redis spend a quarter of its time finding and rehashing keys
 -- at 20,000 msgs/s. The hash expires ttl_s after the session's last message.
 local HASH_TABLE_PAD = string.rep('~', 65)
-local function msg_key(sid) return P .. 'cm:' .. sid end
+local function msg_key(sid) return K.messages .. sid end
 local function msg_field(sender, id) return sender .. ':' .. id end
 -- seq, ts, st of a record, or nil
 local function msg_parse(v)
@@ -62,11 +59,11 @@ if op == 'send' then
   local sid, g, id, ttl, ts = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
   local peer = peer_of(sid, g)
   if not peer then return {'err', 'not_in_session'} end
-  local chan = redis.call('HGET', P .. 'g:' .. peer, 'chan') or ''
+  local chan = redis.call('HGET', K.guest .. peer, 'chan') or ''
   local key, field = msg_key(sid), msg_field(g, id)
   local seq0, ts0, st0 = msg_parse(redis.call('HGET', key, field))
   if seq0 then return {'dup', seq0, ts0, st0, peer, chan} end
-  local seqkey = P .. 'seq:' .. sid
+  local seqkey = K.seq .. sid
   local seq = redis.call('INCR', seqkey)
   redis.call('EXPIRE', seqkey, ttl)
   if seq == 1 then
@@ -110,7 +107,7 @@ if op == 'delivered' then
   local key, field = msg_key(sid), msg_field(sender, id)
   local cur, cts, was = msg_parse(redis.call('HGET', key, field))
   if was == 'delivered' then return {'ok', was} end
-  redis.call('XADD', P .. 'hwal', '*', 'm', table.concat({sid, seq, id, sender, ts, ARGV[7], ARGV[8]}, '|'))
+  redis.call('XADD', K.wal, '*', 'm', table.concat({sid, seq, id, sender, ts, ARGV[7], ARGV[8]}, '|'))
   if not cur then return {'gone'} end
   redis.call('HSET', key, field, cur .. ':' .. cts .. ':delivered')
   if ARGV[9] ~= '1' then publish(sender, {t = 'delivered', sid = sid, id = id, seq = tonumber(cur)}) end
@@ -123,7 +120,7 @@ if op == 'relay' then
   local sid, g = ARGV[2], ARGV[3]
   local peer = peer_of(sid, g)
   if not peer then return {'err', 'not_in_session'} end
-  return {'ok', peer, redis.call('HGET', P .. 'g:' .. peer, 'chan') or ''}
+  return {'ok', peer, redis.call('HGET', K.guest .. peer, 'chan') or ''}
 end
 
 -- end sid g reason ttl_s : leave, report (never again), expiry; both sides hear user-left
@@ -131,13 +128,13 @@ if op == 'end' then
   local sid, g, reason, ttl = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
   local peer = peer_of(sid, g)
   if not peer then return {'err', 'not_in_session'} end
-  redis.call('DEL', P .. 'gs:' .. g, P .. 'gs:' .. peer)
-  redis.call('HSET', P .. 's:' .. sid, 'ended', now_ms(), 'reason', reason)
+  redis.call('DEL', K.guest_session .. g, K.guest_session .. peer)
+  redis.call('HSET', K.session .. sid, 'ended', now_ms(), 'reason', reason)
   if reason == 'reported' then
-    redis.call('SADD', P .. 'nv:' .. g, peer)
-    redis.call('EXPIRE', P .. 'nv:' .. g, ttl)
-    redis.call('SADD', P .. 'nv:' .. peer, g)
-    redis.call('EXPIRE', P .. 'nv:' .. peer, ttl)
+    redis.call('SADD', K.never_again .. g, peer)
+    redis.call('EXPIRE', K.never_again .. g, ttl)
+    redis.call('SADD', K.never_again .. peer, g)
+    redis.call('EXPIRE', K.never_again .. peer, ttl)
   end
   publish(peer, {t = 'left', sid = sid, reason = reason})
   if reason == 'expired' then publish(g, {t = 'left', sid = sid, reason = reason}) end
@@ -147,7 +144,7 @@ end
 -- presence g online : tells the peer of g's live session that g came or went
 if op == 'presence' then
   local g = ARGV[2]
-  local sid = redis.call('GET', P .. 'gs:' .. g)
+  local sid = redis.call('GET', K.guest_session .. g)
   if not sid then return {'none'} end
   local peer = peer_of(sid, g)
   if not peer then return {'none'} end

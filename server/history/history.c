@@ -26,6 +26,7 @@
 #include "../buf/buf.h"
 #include "internal.h"
 #include "../log/log.h"
+#include "../now/now.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -48,13 +49,6 @@ struct hist {
     int writer_idle;           /* the writer waits for a first write: wake it on the next */
     int64_t drain_deadline_ms; /* monotonic; meaningful once stopping */
 };
-
-int64_t hist_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 const char *hist_strerror(int err)
 {
@@ -133,11 +127,11 @@ static void *writer_main(void *arg)
          * chatd's CPU in the store.
          */
         int64_t due = last_batch_ms + HIST_COMMIT_INTERVAL_MS;
-        while (!h->stopping && h->queued < HIST_BATCH_MAX && hist_mono_ms() < due)
+        while (!h->stopping && h->queued < HIST_BATCH_MAX && (int64_t)now_mono_ms() < due)
             cond_wait_until(&h->more, &h->lock, due);
-        if (h->head == NULL || (h->stopping && failures > 0 && hist_mono_ms() >= h->drain_deadline_ms))
+        if (h->head == NULL || (h->stopping && failures > 0 && (int64_t)now_mono_ms() >= h->drain_deadline_ms))
             break;
-        last_batch_ms = hist_mono_ms();
+        last_batch_ms = (int64_t)now_mono_ms();
         int n = 0;
         for (hist_write_t *w = h->head; w != NULL && n < HIST_BATCH_MAX; w = w->next)
             batch[n++] = w;
@@ -171,10 +165,10 @@ static void *writer_main(void *arg)
         if (failures == 1 || failures % 20 == 0)
             log_warn("history: store failed, retrying", json_pack("{s:i,s:I,s:i}", "failures", failures, "queued",
                                                                   (json_int_t)h->queued, "retryInMs", backoff_ms));
-        int64_t until = hist_mono_ms() + backoff_ms;
+        int64_t until = (int64_t)now_mono_ms() + backoff_ms;
         if (h->stopping && until > h->drain_deadline_ms)
             until = h->drain_deadline_ms;
-        while (hist_mono_ms() < until && !(h->stopping && hist_mono_ms() >= h->drain_deadline_ms))
+        while ((int64_t)now_mono_ms() < until && !(h->stopping && (int64_t)now_mono_ms() >= h->drain_deadline_ms))
             cond_wait_until(&h->more, &h->lock, until);
     }
     pthread_mutex_unlock(&h->lock);
@@ -251,7 +245,7 @@ void hist_close(hist_t *h, int drain_ms)
         return;
     pthread_mutex_lock(&h->lock);
     h->stopping = 1;
-    h->drain_deadline_ms = hist_mono_ms() + (drain_ms > 0 ? drain_ms : 0);
+    h->drain_deadline_ms = (int64_t)now_mono_ms() + (drain_ms > 0 ? drain_ms : 0);
     pthread_cond_broadcast(&h->more);
     pthread_mutex_unlock(&h->lock);
     pthread_join(h->writer, NULL);
@@ -284,7 +278,7 @@ static hist_write_t *write_new(hist_wkind_t kind)
 {
     hist_write_t *w = buf_xcalloc(1, sizeof *w);
     w->kind = kind;
-    w->queued_ms = hist_mono_ms();
+    w->queued_ms = (int64_t)now_mono_ms();
     return w;
 }
 
@@ -379,7 +373,7 @@ void hist_put_audit(hist_t *h, const char *moderator, const char *action, const 
     if (RAND_bytes(r, sizeof r) != 1) {
         /* no randomness: time and a counter are still unique within this process */
         unsigned long c = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-        int64_t t = hist_mono_ms();
+        int64_t t = (int64_t)now_mono_ms();
         memcpy(r, &c, sizeof r < sizeof c ? sizeof r : sizeof c);
         memcpy(r + 4, &t, 8);
     }
@@ -407,7 +401,7 @@ void hist_backlog(hist_t *h, size_t *queued, int64_t *oldest_age_ms)
     if (queued != NULL)
         *queued = h->queued;
     if (oldest_age_ms != NULL)
-        *oldest_age_ms = h->head != NULL ? hist_mono_ms() - h->head->queued_ms : 0;
+        *oldest_age_ms = h->head != NULL ? (int64_t)now_mono_ms() - h->head->queued_ms : 0;
     pthread_mutex_unlock(&h->lock);
 }
 
@@ -421,10 +415,10 @@ uint64_t hist_batches(hist_t *h)
 
 int hist_flush(hist_t *h, int timeout_ms)
 {
-    int64_t deadline = hist_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = (int64_t)now_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&h->lock);
     uint64_t target = h->enqueued_total;
-    while (h->stored_total < target && hist_mono_ms() < deadline)
+    while (h->stored_total < target && (int64_t)now_mono_ms() < deadline)
         cond_wait_until(&h->stored, &h->lock, deadline);
     int rc = h->stored_total >= target ? 0 : -1;
     pthread_mutex_unlock(&h->lock);

@@ -109,6 +109,5 @@ char *hist_cursor_make(const void *key, size_t keylen, const char *query, const 
 json_t *hist_cursor_read(const void *key, size_t keylen, const char *query, const char *cursor);
 
 /* Milliseconds of CLOCK_MONOTONIC. */
-int64_t hist_mono_ms(void);
 
 #endif

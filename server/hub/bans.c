@@ -11,7 +11,9 @@
 #include <time.h>
 
 #include "../log/log.h"
+#include "../keys/keys.h"
 #include "internal.h"
+#include "../now/now.h"
 
 /* A new CIDR list replaces the old one; NULL or empty means none. */
 static void set_cidrs(hub_worker_t *hw, const char *list)
@@ -33,7 +35,7 @@ static void on_cidrs(redisReply *reply, const char *err, void *ud)
     if (err != NULL || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
         return;
     buf_t list = BUF_INIT;
-    int64_t now = (int64_t)time(NULL) * 1000;
+    int64_t now = now_wall_ms();
     for (size_t i = 0; i < reply->elements; i++) {
         /* "expiresAtMs|cidr": an expired ban no longer counts */
         const char *v = reply->element[i]->type == REDIS_REPLY_STRING ? reply->element[i]->str : NULL;
@@ -50,7 +52,7 @@ static void on_cidrs(redisReply *reply, const char *err, void *ud)
 
 void hub_bans_reload(hub_worker_t *hw)
 {
-    redis_command(hw->cmd, on_cidrs, hw, "HVALS", "{nc}:bancidr", (const char *)NULL);
+    redis_command(hw->cmd, on_cidrs, hw, "HVALS", keys_name(KEYS_BAN_CIDRS, NULL).s, (const char *)NULL);
 }
 
 int hub_bans_cover_ip(hub_worker_t *hw, const char *ip)

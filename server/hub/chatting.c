@@ -19,7 +19,9 @@
 
 #include "../chat/chat.h"
 #include "../log/log.h"
+#include "../keys/keys.h"
 #include "internal.h"
+#include "../now/now.h"
 
 #define MAX_ID_LEN HUB_MAX_ID_LEN
 #define MAX_TEXT 4096
@@ -188,7 +190,7 @@ static void queue_offline(pending_msg_t *m)
     char ttl[16];
     snprintf(ttl, sizeof(ttl), "%d", h->cfg->token_ttl_s);
     pending_ref_t *ref = pending_ref(m);
-    if (redis_command(m->hw->cmd, on_oq_marked, ref, "SET", hub_oq_key(m->peer).k, "1", "EX", ttl,
+    if (redis_command(m->hw->cmd, on_oq_marked, ref, "SET", keys_name(KEYS_OFFLINE_SEEN, m->peer).s, "1", "EX", ttl,
                       (const char *)NULL) != 0) {
         free(ref);
         pending_answer(m, NULL, "unavailable");
@@ -388,7 +390,7 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     } else {
         uint64_t now = sio_worker_now(c->hw->w);
         if (!bucket_take(&c->msg_bucket, h->cfg->chat_rate_guest, now) ||
-            !limits_take(h->ip_limits, c->ip, LIMITS_CHAT, limits_now_ms())) {
+            !limits_take(h->ip_limits, c->ip, LIMITS_CHAT, now_mono_ms())) {
             problem = "rate_limited";
             metrics_inc(h->m.chat_rate_limited);
         }
@@ -406,7 +408,7 @@ static void on_message(sio_socket_t *s, json_t *args, int64_t ack_id, const sio_
     sc->text = buf_xmalloc(tlen + 1);
     memcpy(sc->text, text, tlen + 1);
     json_decref(p);
-    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, hub_wall_ms(), on_numbered, sc) != 0) {
+    if (chat_send(c->hw->cmd, sc->sid, c->gid, sc->id, h->cfg->token_ttl_s, now_wall_ms(), on_numbered, sc) != 0) {
         hub_ack_error(s, ack_id, "unavailable");
         send_call_free(sc);
         return;
@@ -450,7 +452,7 @@ static void on_simple(const chat_result_t *r, void *ud)
     sio_socket_t *s = hub_chat_socket(sc->c);
     if (r->err == NULL && sc->kind != CALL_RELAY) {
         hub_t *h = sc->c->hw->hub;
-        int64_t now = hub_wall_ms();
+        int64_t now = now_wall_ms();
         static const char *const reasons[] = {"", "left", "reported", "expired"};
         if (sc->c->session_end != NULL && strcmp(sc->c->session_id, sc->sid) == 0)
             sio_timer_stop(sc->c->session_end);
@@ -604,7 +606,7 @@ void hub_chat_session_known(hub_conn_t *c, const char *sid, int64_t started_ms)
     if (sid == NULL)
         return;
     buf_copy_str(c->session_id, sizeof(c->session_id), sid);
-    int64_t now = hub_wall_ms();
+    int64_t now = now_wall_ms();
     int64_t end = started_ms + (int64_t)c->hw->hub->cfg->chat_session_ttl_s * 1000;
     if (c->session_end == NULL)
         c->session_end = sio_timer_new(c->hw->w, on_session_expired, c);

@@ -110,13 +110,6 @@ void hub_ack_error(sio_socket_t *s, int64_t ack_id, const char *code)
     hub_ack(s, ack_id, json_pack("{s:b,s:s}", "ok", 0, "error", code));
 }
 
-int64_t hub_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 sio_socket_t *hub_chat_socket(hub_conn_t *c)
 {
     return c != NULL && c->root != NULL ? sio_socket_sibling(c->root, "/chat") : NULL;

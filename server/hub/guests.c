@@ -12,15 +12,11 @@
 #include "../chat/chat.h"
 #include "../log/log.h"
 #include "internal.h"
+#include "../now/now.h"
 
 static void reject(sio_socket_t *s, const char *message)
 {
     sio_socket_reject(s, json_pack("{s:s}", "message", message));
-}
-
-static int64_t now_unix(void)
-{
-    return (int64_t)time(NULL);
 }
 
 static void fill_match_guest(hub_conn_t *c, match_guest_t *g)
@@ -63,7 +59,7 @@ static void finish_connect(hub_conn_t *c, const match_result_t *r)
     c->accepted = 1;
     hub_registry_add(c->hw, c);
     char token[GUEST_TOKEN_MAX];
-    c->expires = now_unix() + h->cfg->token_ttl_s;
+    c->expires = now_unix_s() + h->cfg->token_ttl_s;
     guest_token_make(&h->secret, c->gid, c->expires, token);
     json_t *session =
         json_pack("{s:s,s:s,s:I,s:b,s:{s:o,s:o,s:s}}", "guestId", c->gid, "token", token, "expiresAt",
@@ -153,10 +149,10 @@ static void on_root_connect(sio_socket_t *s, json_t *auth, void *ud)
     const char *token = json_string_value(json_object_get(auth, "token"));
     char gid[GUEST_ID_LEN + 1];
     int64_t exp = 0;
-    int resumed = token != NULL && guest_token_verify(&h->secret, token, now_unix(), gid, &exp) == 0;
+    int resumed = token != NULL && guest_token_verify(&h->secret, token, now_unix_s(), gid, &exp) == 0;
     if (!resumed && json_object_get(auth, "token") != NULL)
         metrics_inc(h->m.auth_failures);
-    uint64_t now = limits_now_ms();
+    uint64_t now = now_mono_ms();
     if (!resumed && !limits_take(h->ip_limits, ip, LIMITS_GUEST, now)) {
         limits_count_refusal(LIMITS_GUEST_IP);
         reject(s, "rate_limited");

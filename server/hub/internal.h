@@ -160,7 +160,6 @@ hub_conn_t *hub_conn_of(sio_socket_t *s);
 void hub_ack_error(sio_socket_t *s, int64_t ack_id, const char *code);
 /** Answers an ack with `obj` (stolen). */
 void hub_ack(sio_socket_t *s, int64_t ack_id, json_t *obj);
-int64_t hub_wall_ms(void);
 /** The connection's /chat socket, or NULL. */
 sio_socket_t *hub_chat_socket(hub_conn_t *c);
 /** Writes {"sessionId":sid,"id":id,"seq":seq, how chat:message and chat:delivered payloads begin. */
@@ -281,17 +280,5 @@ void hub_pending_remove(pending_msg_t *m);
 pending_msg_t *hub_pending_any(hub_worker_t *hw);
 /** Frees the table itself (empty by then). */
 void hub_pending_dispose(hub_worker_t *hw);
-
-/* The Redis key that says a guest has ever had messages queued for it (queue_read.c reads it). */
-typedef struct hub_oq_key {
-    char k[GUEST_ID_LEN + 16];
-} hub_oq_key_t;
-
-static inline hub_oq_key_t hub_oq_key(const char *gid)
-{
-    hub_oq_key_t key;
-    snprintf(key.k, sizeof(key.k), "{nc}:oq:%s", gid);
-    return key;
-}
 
 #endif

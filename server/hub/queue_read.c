@@ -9,6 +9,7 @@
 
 #include "../chat/chat.h"
 #include "../log/log.h"
+#include "../keys/keys.h"
 #include "internal.h"
 
 #define FETCH_MAX 500
@@ -116,7 +117,8 @@ static void on_oq_exists(redisReply *reply, const char *err, void *ud)
 void hub_chat_drain_if_queued(hub_conn_t *c)
 {
     hub_conn_ref(c);
-    if (redis_command(c->hw->cmd, on_oq_exists, c, "EXISTS", hub_oq_key(c->gid).k, (const char *)NULL) != 0) {
+    if (redis_command(c->hw->cmd, on_oq_exists, c, "EXISTS", keys_name(KEYS_OFFLINE_SEEN, c->gid).s,
+                      (const char *)NULL) != 0) {
         hub_chat_drain_queue(c);
         hub_conn_unref(c);
     }

@@ -10,6 +10,7 @@
 
 #include "../chat/chat.h"
 #include "internal.h"
+#include "../now/now.h"
 
 #define MAX_ID_LEN HUB_MAX_ID_LEN
 
@@ -126,7 +127,7 @@ static void store_receipt(hub_worker_t *hw, const inbound_t *in)
     hw->receipts = rc;
     rc->seq = in->seq;
     rc->ts = in->ts;
-    rc->delivered_ms = hub_wall_ms();
+    rc->delivered_ms = now_wall_ms();
     rc->offq_tag = in->offq_tag;
     rc->tell_origin = in->from[0] != '\0' && hub_bus_index(hw->hub, in->from) >= 0;
     buf_copy_str(rc->from, sizeof(rc->from), in->from);

@@ -17,10 +17,10 @@
 
 #include "../chat/chat.h"
 #include "../history/history.h"
+#include "../keys/keys.h"
 #include "../log/log.h"
 #include "internal.h"
 
-#define WAL_KEY CHAT_WAL_KEY
 #define WAL_GROUP "hist"
 #define WAL_COUNT 256  /* entries per read */
 #define WAL_POLL_MS 20 /* between reads while the stream is quiet */
@@ -40,6 +40,7 @@ typedef struct wal_held {
 
 typedef struct hub_wal {
     hub_worker_t *hw;
+    keys_name_t key;
     sio_timer_t *tick;
     int busy;        /* a command of ours is in flight */
     int stopped;     /* the worker stopped while busy: the answer frees this */
@@ -154,6 +155,7 @@ static void on_acked(redisReply *reply, const char *err, void *ud)
 /* What the trim after one ack needs: the client, and the newest id acked. */
 typedef struct wal_trim {
     redis_client_t *c;
+    keys_name_t key;
     char floor[WAL_ID_MAX];
 } wal_trim_t;
 
@@ -178,7 +180,7 @@ static void on_pending(redisReply *reply, const char *err, void *ud)
             minid = low->str;
     }
     if (minid != NULL)
-        redis_command(t->c, on_acked, NULL, "XTRIM", WAL_KEY, "MINID", "~", minid, (const char *)NULL);
+        redis_command(t->c, on_acked, NULL, "XTRIM", t->key.s, "MINID", "~", minid, (const char *)NULL);
     free(t);
 }
 
@@ -194,15 +196,16 @@ static void ack_stored(hub_wal_t *wal)
     if (n == 0 || !redis_client_up(wal->hw->cmd))
         return;
     const char *argv[3 + WAL_COUNT];
-    argv[0] = "XACK", argv[1] = WAL_KEY, argv[2] = WAL_GROUP;
+    argv[0] = "XACK", argv[1] = wal->key.s, argv[2] = WAL_GROUP;
     for (size_t i = 0; i < n; i++)
         argv[3 + i] = wal->held[i].id;
     if (redis_command_argv(wal->hw->cmd, (int)(3 + n), argv, NULL, on_acked, NULL) != 0)
         return;
     wal_trim_t *t = buf_xcalloc(1, sizeof(*t));
     t->c = wal->hw->cmd;
+    t->key = wal->key;
     buf_copy_str(t->floor, sizeof(t->floor), newest_id(wal->held, n));
-    if (redis_command(t->c, on_pending, t, "XPENDING", WAL_KEY, WAL_GROUP, (const char *)NULL) != 0)
+    if (redis_command(t->c, on_pending, t, "XPENDING", wal->key.s, WAL_GROUP, (const char *)NULL) != 0)
         free(t);
     metrics_add(wal->hw->hub->m.wal_stored, (int64_t)n);
     memmove(wal->held, wal->held + n, (wal->nheld - n) * sizeof(*wal->held));
@@ -269,17 +272,17 @@ static void on_tick(sio_timer_t *t, void *ud)
     snprintf(count, sizeof(count), "%d", WAL_COUNT);
     uint64_t now = sio_worker_now(wal->hw->w);
     if (!wal->group_ready) {
-        rc = redis_command(c, on_group, wal, "XGROUP", "CREATE", WAL_KEY, WAL_GROUP, "0", "MKSTREAM",
+        rc = redis_command(c, on_group, wal, "XGROUP", "CREATE", wal->key.s, WAL_GROUP, "0", "MKSTREAM",
                            (const char *)NULL);
     } else if (wal->own_done && now - wal->last_claim_ms >= WAL_CLAIM_EVERY_MS) {
         wal->last_claim_ms = now;
         char idle[16];
         snprintf(idle, sizeof(idle), "%d", WAL_CLAIM_IDLE_MS);
-        rc = redis_command(c, on_claimed, wal, "XAUTOCLAIM", WAL_KEY, WAL_GROUP, wal->consumer, idle, "0-0", "COUNT",
+        rc = redis_command(c, on_claimed, wal, "XAUTOCLAIM", wal->key.s, WAL_GROUP, wal->consumer, idle, "0-0", "COUNT",
                            count, (const char *)NULL);
     } else {
         rc = redis_command(c, on_read, wal, "XREADGROUP", "GROUP", WAL_GROUP, wal->consumer, "COUNT", count, "STREAMS",
-                           WAL_KEY, wal->own_done ? ">" : wal->own_cursor, (const char *)NULL);
+                           wal->key.s, wal->own_done ? ">" : wal->own_cursor, (const char *)NULL);
     }
     if (rc == 0)
         wal->busy = 1;
@@ -291,6 +294,7 @@ void hub_wal_start(hub_worker_t *hw)
 {
     hub_wal_t *wal = buf_xcalloc(1, sizeof(*wal));
     wal->hw = hw;
+    wal->key = keys_name(KEYS_WAL, NULL);
     buf_copy_str(wal->consumer, sizeof(wal->consumer), hw->hub->cfg->node_id);
     buf_copy_str(wal->own_cursor, sizeof(wal->own_cursor), "0");
     wal->tick = sio_timer_new(hw->w, on_tick, wal);

@@ -349,13 +349,6 @@ int limits_take(limits_t *l, const char *key, int bucket, uint64_t now_ms)
     return ok;
 }
 
-uint64_t limits_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 size_t limits_size(limits_t *l)
 {
     size_t n = 0;

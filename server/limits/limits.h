@@ -69,16 +69,13 @@ void limits_release(limits_t *l, int slot);
 /**
  * Takes one token from `key`'s bucket `bucket`. Returns 1 when it had one
  * (or the bucket is disabled), 0 when it is empty. `now_ms` is a monotonic
- * clock (limits_now_ms); a time before the bucket's last use counts as no
+ * clock (now_mono_ms); a time before the bucket's last use counts as no
  * time passing.
  */
 int limits_take(limits_t *l, const char *key, int bucket, uint64_t now_ms);
 
 /** 1 when bucket `bucket` is configured (a take can refuse). */
 int limits_enabled(const limits_t *l, int bucket);
-
-/** Milliseconds of the monotonic clock, for now_ms. */
-uint64_t limits_now_ms(void);
 
 /** The number of keys the table holds now (the fallbacks not included). */
 size_t limits_size(limits_t *l);

@@ -16,8 +16,10 @@
 
 #include "../../geo/geo.h"
 #include "../guest/guest.h"
+#include "../keys/keys.h"
 #include "../log/log.h"
 #include "internal.h"
+#include "../now/now.h"
 
 #define MAX_TTL_S (365L * 86400)
 #define MAX_REASON 500
@@ -58,13 +60,6 @@ static redisContext *conn(modapi_t *m)
     }
     tl_redis = c;
     return c;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int valid_ip_or_cidr(const char *s, int *is_cidr)
@@ -151,7 +146,7 @@ void modapi_ban_create(api_call_t *call)
         ip = canon;
     char ban_id[GUEST_ID_LEN + 1];
     guest_new_id(ban_id);
-    int64_t created = now_ms(), expires = created + ttl * 1000;
+    int64_t created = now_wall_ms(), expires = created + ttl * 1000;
     json_t *ban = json_pack("{s:s,s:o,s:o,s:s,s:I,s:I,s:s}", "banId", ban_id, "guestId",
                             gid != NULL ? json_string(gid) : json_null(), "ip",
                             ip != NULL ? json_string(ip) : json_null(), "reason", reason, "createdAt",
@@ -171,18 +166,18 @@ void modapi_ban_create(api_call_t *call)
     char *text = json_dumps(ban, JSON_COMPACT);
     int n = 1;
     redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "HSET {nc}:bans %s %s", ban_id, text);
+    redisAppendCommand(c, "HSET %s %s %s", keys_name(KEYS_BANS, NULL).s, ban_id, text);
     if (gid != NULL) {
-        redisAppendCommand(c, "SET {nc}:ban:g:%s %s EX %lld", gid, ban_id, ttl);
+        redisAppendCommand(c, "SET %s %s EX %lld", keys_name(KEYS_BAN_GUEST, gid).s, ban_id, ttl);
         n++;
     }
     if (ip != NULL && !is_cidr) {
-        redisAppendCommand(c, "SET {nc}:ban:ip:%s %s EX %lld", ip, ban_id, ttl);
+        redisAppendCommand(c, "SET %s %s EX %lld", keys_name(KEYS_BAN_IP, ip).s, ban_id, ttl);
         n++;
     } else if (ip != NULL) {
         char v[128];
         snprintf(v, sizeof(v), "%lld|%s", (long long)expires, ip);
-        redisAppendCommand(c, "HSET {nc}:bancidr %s %s", ban_id, v);
+        redisAppendCommand(c, "HSET %s %s %s", keys_name(KEYS_BAN_CIDRS, NULL).s, ban_id, v);
         n++;
     }
     redisAppendCommand(c, "EXEC");
@@ -248,14 +243,14 @@ void modapi_ban_list(api_call_t *call)
         return;
     }
     redisContext *c = conn(m);
-    redisReply *r = c != NULL ? redisCommand(c, "HVALS {nc}:bans") : NULL;
+    redisReply *r = c != NULL ? redisCommand(c, "HVALS %s", keys_name(KEYS_BANS, NULL).s) : NULL;
     if (r == NULL || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         modapi_redis_close();
         modapi_reply_error(call, 503, "unavailable", "Redis is unavailable");
         return;
     }
-    int64_t now = now_ms();
+    int64_t now = now_wall_ms();
     json_t **live = buf_xcalloc(r->elements + 1, sizeof(*live));
     size_t n = 0;
     for (size_t i = 0; i < r->elements; i++) {
@@ -286,7 +281,7 @@ void modapi_ban_lift(api_call_t *call, const char *ban_id)
 {
     modapi_t *m = call->api;
     redisContext *c = conn(m);
-    redisReply *r = c != NULL ? redisCommand(c, "HGET {nc}:bans %s", ban_id) : NULL;
+    redisReply *r = c != NULL ? redisCommand(c, "HGET %s %s", keys_name(KEYS_BANS, NULL).s, ban_id) : NULL;
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
         freeReplyObject(r);
         modapi_redis_close();
@@ -307,14 +302,14 @@ void modapi_ban_lift(api_call_t *call, const char *ban_id)
     const char *ip = json_string_value(json_object_get(ban, "ip"));
     int n = 2;
     redisAppendCommand(c, "MULTI");
-    redisAppendCommand(c, "HDEL {nc}:bans %s", ban_id);
-    redisAppendCommand(c, "HDEL {nc}:bancidr %s", ban_id);
+    redisAppendCommand(c, "HDEL %s %s", keys_name(KEYS_BANS, NULL).s, ban_id);
+    redisAppendCommand(c, "HDEL %s %s", keys_name(KEYS_BAN_CIDRS, NULL).s, ban_id);
     if (gid != NULL) {
-        redisAppendCommand(c, "DEL {nc}:ban:g:%s", gid);
+        redisAppendCommand(c, "DEL %s", keys_name(KEYS_BAN_GUEST, gid).s);
         n++;
     }
     if (ip != NULL && strchr(ip, '/') == NULL) {
-        redisAppendCommand(c, "DEL {nc}:ban:ip:%s", ip);
+        redisAppendCommand(c, "DEL %s", keys_name(KEYS_BAN_IP, ip).s);
         n++;
     }
     redisAppendCommand(c, "EXEC");

@@ -18,17 +18,11 @@
 #include "../../geo/geo.h"
 #include "../log/log.h"
 #include "internal.h"
+#include "../now/now.h"
 
 #define API_THREADS 2
 /* The longest audit target searched: a guest id (22) or an address or CIDR. */
 #define MAX_TARGET GEO_CANONICAL_MAX
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- keys ---- */
 
@@ -195,7 +189,7 @@ static void close_report(api_call_t *call, const char *rid)
         return;
     }
     json_object_set_new(call->info, "reportId", json_string(rid));
-    int rc = hist_close_report(m->history, rid, now_ms());
+    int rc = hist_close_report(m->history, rid, now_wall_ms());
     if (rc == 0)
         modapi_reply_json(call, 200, json_pack("{s:b,s:s}", "ok", 1, "reportId", rid));
     else
@@ -317,7 +311,7 @@ static void refuse(api_call_t *call, const char *action)
     modapi_reply_error(call, 401, "unauthorized", "a valid moderator key is needed");
     log_info("moderator call refused", json_pack("{s:s,s:i}", "action", action, "status", call->status));
     if (m->history != NULL)
-        hist_put_audit(m->history, "anonymous", action, NULL, NULL, NULL, now_ms());
+        hist_put_audit(m->history, "anonymous", action, NULL, NULL, NULL, now_wall_ms());
 }
 
 static void serve(api_call_t *call)
@@ -338,7 +332,7 @@ static void serve(api_call_t *call)
              json_pack("{s:s,s:s,s:i}", "moderator", call->who, "action", action, "status", call->status));
     if (m->history != NULL) {
         char *info = json_dumps(call->info, JSON_COMPACT);
-        hist_put_audit(m->history, call->who, action, detail, call->target, info, now_ms());
+        hist_put_audit(m->history, call->who, action, detail, call->target, info, now_wall_ms());
         free(info);
     }
     json_decref(call->info);
@@ -383,7 +377,7 @@ static void on_request(void *ud, sio_http_request_t *req)
     call->api = m;
     call->req = req;
     call->authed = authenticate(m, sio_http_authorization(req), call->who) >= 0;
-    if (!call->authed && !limits_take(m->auth_fails, sio_http_client_addr(req), LIMITS_HANDSHAKE, limits_now_ms())) {
+    if (!call->authed && !limits_take(m->auth_fails, sio_http_client_addr(req), LIMITS_HANDSHAKE, now_mono_ms())) {
         metrics_inc(m->m_rate_limited);
         modapi_reply_error(call, 429, "rate_limited", "too many calls without a valid key");
         free(call);

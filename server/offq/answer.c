@@ -14,13 +14,6 @@
 
 const char offq_err_unavailable[] = "unavailable";
 
-uint64_t offq__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void offq__life_release(offq_life_t *life)
 {
     int before = atomic_fetch_sub(&life->refs, 1);

@@ -17,6 +17,7 @@
 
 #include "../buf/buf.h"
 #include "../log/log.h"
+#include "../now/now.h"
 
 static void oom(void)
 {
@@ -235,7 +236,7 @@ int offq__connect(offq_t *q, char *why, size_t whylen)
         q->conn = NULL;
         goto Error;
     }
-    q->last_rx_ms = offq__now_ms();
+    q->last_rx_ms = now_mono_ms();
     offq__cache_clear(q); /* a new broker may not have the queues the old one had */
     return 0;
 Error:
@@ -319,7 +320,7 @@ static int check(offq_t *q, amqp_channel_t ch, amqp_rpc_reply_t r, int *code)
     char why[200];
     switch (r.reply_type) {
     case AMQP_RESPONSE_NORMAL:
-        q->last_rx_ms = offq__now_ms();
+        q->last_rx_ms = now_mono_ms();
         return 0;
     case AMQP_RESPONSE_SERVER_EXCEPTION:
         if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
@@ -349,7 +350,7 @@ static int check(offq_t *q, amqp_channel_t ch, amqp_rpc_reply_t r, int *code)
 /* Declares queue `name` unless declared lately; 0, or -1 when it cannot be used now. */
 static int declare(offq_t *q, const char *name)
 {
-    uint64_t now = offq__now_ms();
+    uint64_t now = now_mono_ms();
     if (cache_has(q, name, now))
         return 0;
     amqp_table_entry_t e[3];
@@ -408,7 +409,7 @@ static void publish(offq_t *q, offq_req_t *r)
         return;
     }
     r->seq = q->next_seq++;
-    r->deadline = offq__now_ms() + OFFQ_CONFIRM_TIMEOUT_MS;
+    r->deadline = now_mono_ms() + OFFQ_CONFIRM_TIMEOUT_MS;
     if (q->pend_tail != NULL)
         q->pend_tail->next = r;
     else
@@ -597,7 +598,7 @@ void offq__pump(offq_t *q)
             offq__lost(q, amqp_error_string2(rc));
             return;
         }
-        q->last_rx_ms = offq__now_ms();
+        q->last_rx_ms = now_mono_ms();
         if (f.frame_type == AMQP_FRAME_METHOD)
             on_method(q, &f);
     }

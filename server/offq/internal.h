@@ -117,7 +117,6 @@ struct offq {
 };
 
 /* answer.c, below offq.c and broker.c: the clock, and the answers to workers. */
-uint64_t offq__now_ms(void);
 /* Drops a reference to what answers in flight check before they run. */
 void offq__life_release(offq_life_t *life);
 /* Posts a publish's or fetch's answer to its worker; takes `r`. */

@@ -17,6 +17,7 @@
 
 #include "../buf/buf.h"
 #include "../log/log.h"
+#include "../now/now.h"
 
 /* ---- the request queue ---- */
 
@@ -129,7 +130,7 @@ static void wait_events(offq_t *q, uint64_t ms)
             log_warn("offq: wake read failed", json_pack("{s:s}", "error", strerror(errno)));
     }
     if (rc > 0 && n == 2 && fds[1].revents != 0)
-        q->last_rx_ms = offq__now_ms();
+        q->last_rx_ms = now_mono_ms();
 }
 
 static offq_req_t *take_all(offq_t *q, int *stopping)
@@ -168,7 +169,7 @@ static void try_connect(offq_t *q, uint64_t *backoff, uint64_t *next_attempt)
     *backoff = *backoff == 0 ? OFFQ_BACKOFF_MIN_MS : *backoff * 2;
     if (*backoff > OFFQ_BACKOFF_MAX_MS)
         *backoff = OFFQ_BACKOFF_MAX_MS;
-    *next_attempt = offq__now_ms() + *backoff;
+    *next_attempt = now_mono_ms() + *backoff;
 }
 
 static void *offq_main(void *arg)
@@ -183,7 +184,7 @@ static void *offq_main(void *arg)
             break;
         }
         /* the first attempt runs before the first requests, so they wait for its outcome */
-        uint64_t now = offq__now_ms();
+        uint64_t now = now_mono_ms();
         if (q->conn == NULL && now >= next_attempt)
             try_connect(q, &backoff, &next_attempt);
         int burst = 0;
@@ -206,7 +207,7 @@ static void *offq_main(void *arg)
         uint64_t wait_ms = OFFQ_TICK_MS;
         if (q->conn != NULL)
             offq__pump(q);
-        now = offq__now_ms();
+        now = now_mono_ms();
         /* the broker sends a heartbeat at least every OFFQ_HEARTBEAT_S while idle */
         if (q->conn != NULL && q->last_rx_ms + (uint64_t)OFFQ_HEARTBEAT_S * 2500 < now)
             offq__lost(q, "heartbeat timeout");

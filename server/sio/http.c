@@ -16,6 +16,7 @@
 
 #include "../log/log.h"
 #include "internal.h"
+#include "../now/now.h"
 
 /* ---- small helpers ---- */
 
@@ -353,7 +354,7 @@ static int admit_session(sio_worker_t *w, h2o_req_t *req, int *slot)
         return 0;
     char addr[64];
     sio_client_addr(w, req, addr, sizeof(addr));
-    uint64_t now = limits_now_ms();
+    uint64_t now = now_mono_ms();
     limits_limit_t refused;
     if (!limits_take(l, addr, LIMITS_HANDSHAKE, now)) {
         refused = LIMITS_HANDSHAKE_IP;

@@ -9,7 +9,9 @@ import { fileURLToPath } from "node:url";
 import { startRedis, redisSubscriber } from "./redis.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const script = readFileSync(path.join(root, "matcher/matcher.lua"), "utf8");
+// as chatd sends it: the key names' prelude (generated from server/keys/keys.def), then the script
+const build = path.resolve(root, process.env.BUILD || "build");
+const script = readFileSync(path.join(build, "gen/keys.lua"), "utf8") + readFileSync(path.join(root, "matcher/matcher.lua"), "utf8");
 const NEARBY_KM = 100;
 const TTL = 3600;
 
